@@ -1,0 +1,3 @@
+from tuneyard.cli.main import app
+
+app()

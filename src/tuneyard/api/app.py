@@ -1,0 +1,78 @@
+"""The FastAPI application: both API surfaces, error handling, request ids, ``/health``."""
+
+from __future__ import annotations
+
+import uuid
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from tuneyard import __version__
+from tuneyard.api.errors import install_error_handlers
+from tuneyard.api.routes import (
+    api_keys,
+    billing,
+    blobs,
+    datasets,
+    datasets_connect,
+    job_streams,
+    me,
+    models,
+    reward_functions,
+    ssh_keys,
+    training_jobs,
+)
+from tuneyard.context import Context
+
+
+class RequestIdMiddleware:
+    """Echo the caller's ``X-Request-Id`` or mint one, on every response (pure ASGI: no buffering)."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        incoming = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")[:100]
+        request_id = incoming or f"req_{uuid.uuid4().hex[:24]}"
+
+        async def send_with_id(message):
+            if message["type"] == "http.response.start":
+                message.setdefault("headers", [])
+                message["headers"] = list(message["headers"]) + [(b"x-request-id", request_id.encode())]
+            await send(message)
+
+        await self.app(scope, receive, send_with_id)
+
+
+def create_app(ctx: Context | None = None) -> FastAPI:
+    ctx = ctx or Context.from_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        worker = None
+        if ctx.settings.embedded_worker:
+            from tuneyard.scheduler.worker import Worker
+
+            worker = Worker(ctx)
+            worker.start()
+        app.state.worker = worker
+        yield
+        if worker:
+            worker.stop()
+
+    app = FastAPI(title="tuneyard", version=__version__, lifespan=lifespan,
+                  description="Self-hosted post-training and OpenAI-compatible serving for open LLMs.")
+    app.state.ctx = ctx
+    install_error_handlers(app)
+    app.add_middleware(RequestIdMiddleware)
+
+    @app.get("/health", tags=["meta"])
+    def health() -> dict:
+        return {"status": "ok", "version": __version__}
+
+    for module in (api_keys, datasets, datasets_connect, reward_functions, ssh_keys, training_jobs, job_streams, blobs, models,
+                   billing, me):
+        app.include_router(module.router)
+    return app

@@ -1,0 +1,1 @@
+"""Claims queued jobs, hands them to an executor, and relays what the runner reports back."""

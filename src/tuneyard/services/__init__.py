@@ -1,0 +1,1 @@
+"""Use cases and rules. Routes call one service function; services raise ``tuneyard.errors``."""

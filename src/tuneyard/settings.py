@@ -1,0 +1,64 @@
+"""Settings from the environment (prefix ``TUNEYARD_``).
+
+One object, read once per process. Everything that differs between a laptop and a cluster is
+chosen here; code elsewhere never branches on "embedded vs scale" beyond picking an
+implementation from these values.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _default_data_dir() -> Path:
+    return Path.home() / ".local" / "share" / "tuneyard"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="TUNEYARD_", extra="ignore")
+
+    data_dir: Path = Field(default_factory=_default_data_dir)
+    # Empty means "a SQLite file in the data dir".
+    database_url: str = ""
+    # Empty means "a folder in the data dir"; s3://bucket/prefix for object storage.
+    storage_url: str = ""
+    s3_endpoint_url: str | None = None
+    bootstrap_key: str | None = None
+    # Public base URL used to build absolute links (signed download URLs). Empty = from the request.
+    public_url: str = ""
+    master_key: str | None = None
+
+    max_upload_bytes: int = 512 * 1024 * 1024
+    signed_url_ttl_seconds: int = 3600
+    # Credit a new organization starts with, in USD.
+    initial_credit_usd: float = 100.0
+    max_concurrent_jobs_per_org: int = 4
+    # Training jobs that may run at once on this machine's CPU (when it has no GPU).
+    cpu_job_slots: int = 1
+    # A job with requires_heartbeat is cancelled when no heartbeat came for this long.
+    heartbeat_timeout_seconds: int = 300
+    # Run the scheduler inside `tuneyard serve` (single-machine mode); `tuneyard worker` runs it alone.
+    embedded_worker: bool = True
+    # training executor: 'local' (subprocess per job)
+    executor: str = "local"
+    worker_lease_seconds: int = 60
+    reward_timeout_seconds: int = 30
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.data_dir / 'tuneyard.db'}"
+
+    @property
+    def blob_root(self) -> Path:
+        return self.data_dir / "blobs"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

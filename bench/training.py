@@ -123,22 +123,34 @@ def tuneyard_job(steps: int) -> dict:
             "post_to_completed_seconds": stamp(next(e for e in events if e["type"] == "job.completed")) - posted}
 
 
+def _mean(runs: list[dict]) -> dict:
+    out = {k: sum(r[k] for r in runs) / len(runs) for k in runs[0]}
+    out["tokens_per_second"] = sum(r["tokens"] for r in runs) / sum(r["seconds"] for r in runs)
+    out["runs"] = len(runs)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=30)
+    parser.add_argument("--rounds", type=int, default=1, help="ABBA rounds (each runs both sides twice)")
     parser.add_argument("--only", choices=["plain", "tuneyard"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.only:  # one side, in its own process, so neither inherits the other's threads or memory
         print(json.dumps(plain_trl(args.steps) if args.only == "plain" else tuneyard_job(args.steps)))
         return
-    results = {}
-    for side in ("plain", "tuneyard"):
-        out = subprocess.run([sys.executable, __file__, "--steps", str(args.steps), "--only", side],
-                             capture_output=True, text=True, check=True).stdout
-        results[side] = json.loads(out.strip().splitlines()[-1])
+    # ABBA order: plain, tuneyard, tuneyard, plain (per round), so drift in background load on a
+    # shared machine affects both sides alike; each side's figure is the mean over its runs.
+    runs: dict[str, list[dict]] = {"plain": [], "tuneyard": []}
+    for _ in range(args.rounds):
+        for side in ("plain", "tuneyard", "tuneyard", "plain"):
+            out = subprocess.run([sys.executable, __file__, "--steps", str(args.steps), "--only", side],
+                                 capture_output=True, text=True, check=True).stdout
+            runs[side].append(json.loads(out.strip().splitlines()[-1]))
+    results = {side: _mean(r) for side, r in runs.items()}
     ratio = results["tuneyard"]["tokens_per_second"] / results["plain"]["tokens_per_second"]
     report = {"workload": {"model": MODEL, "rows": len(ROWS), **HP, "max_steps": args.steps},
-              "plain_trl": results["plain"], "tuneyard": results["tuneyard"], "throughput_ratio": ratio,
+              "plain_trl": results["plain"], "tuneyard": results["tuneyard"], "throughput_ratio": ratio, "runs": runs,
               "machine": {"cpus": os.cpu_count()}}
     Path(__file__).with_name("results").mkdir(exist_ok=True)
     Path(__file__).with_name("results").joinpath("training.json").write_text(json.dumps(report, indent=2))

@@ -69,6 +69,15 @@ def test_unknown_hyperparameter_is_an_error(api, ids):
     assert_400(r, "hyperparameters.max_steps")
 
 
+def test_every_runner_hyperparameter_is_accepted_by_the_api():
+    """The API's table and the runner's must name the same knobs, or a valid knob is refused (or dropped)."""
+    from tuneyard.services.hyperparameters import ALIASES, SPEC
+    from tuneyard.training import KNOWN_HYPERPARAMETERS
+
+    assert set(SPEC) == set(KNOWN_HYPERPARAMETERS)
+    assert set(ALIASES.values()) <= set(SPEC)
+
+
 def test_gpu_the_cluster_lacks_lists_available_shapes(api, ids):
     r = create(api, base_model=MODEL, dataset_id=ids["sft"], method="sft", gpu={"gpu_type": "H100", "gpu_count": 1})
     assert_400(r, "gpu.type", "cpu")

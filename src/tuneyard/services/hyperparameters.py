@@ -33,7 +33,7 @@ SPEC: dict[str, tuple[type | tuple, float | None]] = {
     "use_lora": (bool, None), "load_in_4bit": (bool, None), "checkpoint_every": (int, 1), "seed": (int, None),
     "temperature": (float, 0.0), "warmup_ratio": (float, 0.0), "weight_decay": (float, 0.0),
     "lr_scheduler_type": (str, None), "logging_steps": (int, 1), "merge_adapter": (bool, None),
-    "use_vllm": (bool, None),
+    "use_vllm": (bool, None), "gradient_checkpointing": (bool, None), "max_grad_norm": (float, 0.0),
 }
 
 

@@ -12,6 +12,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+MIGRATE_LOCK = 741_101  # advisory-lock key serializing migrations (and first-start bootstrap) on Postgres
 
 
 def make_engine(url: str) -> Engine:
@@ -57,6 +58,9 @@ def migrate(engine: Engine) -> None:
     """Bring the schema to the newest revision (``tuneyard serve`` calls this on start)."""
     cfg = alembic_config(engine.url.render_as_string(hide_password=False))
     with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            # Replicas and workers starting together: one migrates, the others wait and find it done.
+            conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATE_LOCK})")
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "heads")
 
@@ -81,10 +85,11 @@ def _drop_after_commit(session: Session) -> None:
 class Database:
     """One engine and its session factory; ``session()`` is a unit of work that commits or rolls back."""
 
-    def __init__(self, url: str):
+    def __init__(self, url: str, *, info: dict | None = None):
         self.url = url
         self.engine = make_engine(url)
-        self._factory = sessionmaker(self.engine, expire_on_commit=False)
+        # ``info`` is copied into every session's ``Session.info`` (the process settings, for services).
+        self._factory = sessionmaker(self.engine, expire_on_commit=False, info=dict(info or {}))
 
     @property
     def is_postgres(self) -> bool:

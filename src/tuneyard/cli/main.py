@@ -1,4 +1,5 @@
-"""``tuneyard`` commands: the server and the admin commands that act on the database directly."""
+"""``tuneyard`` commands: the server, the admin commands that act on the database directly, and
+(registered at the end, one module each) the user commands that go through the HTTP client."""
 
 from __future__ import annotations
 
@@ -13,13 +14,25 @@ from tuneyard.errors import TuneyardError
 
 app = typer.Typer(help="tuneyard: self-hosted post-training and serving for open LLMs.", no_args_is_help=True)
 orgs_app = typer.Typer(help="Organizations (admin: acts on the database directly).", no_args_is_help=True)
-keys_app = typer.Typer(help="API keys (admin: acts on the database directly).", no_args_is_help=True)
+keys_app = typer.Typer(help="API keys: list/revoke/create through the API; `create --org` is admin (database).",
+                        no_args_is_help=True)
 credits_app = typer.Typer(help="Credit (admin: acts on the database directly).", no_args_is_help=True)
 app.add_typer(orgs_app, name="orgs")
 app.add_typer(keys_app, name="keys")
 app.add_typer(credits_app, name="credits")
 console = Console()
 err = Console(stderr=True)
+
+
+@app.callback()
+def _global_options(url: str = typer.Option(None, "--url", envvar="TUNEYARD_URL", show_envvar=False,
+                                            help="Server root for the user commands (else TUNEYARD_URL or login)."),
+                    api_key: str = typer.Option(None, "--api-key", envvar="TUNEYARD_API_KEY", show_envvar=False,
+                                                help="API key for the user commands (else TUNEYARD_API_KEY or login).")
+                    ) -> None:
+    from tuneyard.cli.common import state
+
+    state.url, state.api_key = url, api_key
 
 
 def _admin_ctx() -> Context:
@@ -107,11 +120,19 @@ def orgs_list(json_out: bool = typer.Option(False, "--json")) -> None:
 
 
 @keys_app.command("create")
-def keys_create(org: str = typer.Option("default", help="Organization id or name."),
+def keys_create(org: str = typer.Option(None, help="Organization id or name: acts on the database as admin "
+                                                   "(the default when not logged in: 'default')."),
                 name: str = typer.Option("cli", help="A name for the key."),
                 json_out: bool = typer.Option(False, "--json")) -> None:
-    """Create an API key for an organization (printed once)."""
+    """Create an API key (printed once): through the API when logged in, else for ORG in the database."""
+    from tuneyard.cli import keys as api_keys
+    from tuneyard.cli.common import api_command, state
+    from tuneyard.client import config
     from tuneyard.services import orgs
+
+    if org is None and (state.api_key or config.has_login()):
+        return api_command(api_keys.create_via_api)(name, json_out)
+    org = org or "default"
 
     ctx = _admin_ctx()
     try:
@@ -148,3 +169,11 @@ def credits_grant(org: str, amount: str, description: str = typer.Option("Credit
         print(json.dumps({"transaction_id": txn.id, "org_id": org_row.id, "balance_usd": float(new_balance)}))
     else:
         console.print(f"Granted ${value} to {org_row.name}; balance ${new_balance:.2f}")
+
+
+# User commands: they talk to a server through tuneyard.client (one module per group).
+from tuneyard.cli import account, auth, datasets, deployments, jobs, keys, quickstart  # noqa: E402
+
+for _module in (auth, datasets, jobs, deployments, account, quickstart):
+    _module.register(app)
+keys.register(keys_app)

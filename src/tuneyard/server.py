@@ -5,8 +5,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from sqlalchemy import text
+
 from tuneyard.context import Context
 from tuneyard.services import orgs
+from tuneyard.store.db import MIGRATE_LOCK
 
 
 def bootstrap_key_file(ctx: Context) -> Path:
@@ -20,6 +23,8 @@ def prepare(ctx: Context) -> Path | None:
     """
     ctx.db.migrate()
     with ctx.db.session() as session:
+        if ctx.db.is_postgres:  # several replicas starting at once create the default org once
+            session.execute(text(f"SELECT pg_advisory_xact_lock({MIGRATE_LOCK})"))
         created = orgs.bootstrap(session, bootstrap_key=ctx.settings.bootstrap_key,
                                  initial_credit_usd=ctx.settings.initial_credit_usd)
     if created is None:

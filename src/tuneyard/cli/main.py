@@ -67,11 +67,13 @@ def serve(host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
 @app.command()
 def worker() -> None:
     """Run a scheduler worker alone (for several workers beside stateless `serve` replicas)."""
+    import logging
     import signal
     import threading
 
     from tuneyard.scheduler.worker import Worker
 
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     ctx = Context.from_settings()
     ctx.db.migrate()
     w = Worker(ctx)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -19,6 +20,7 @@ from pathlib import Path
 from tuneyard.scheduler.executor import Handle
 
 POLL_SECONDS = 0.2
+_HOST = socket.gethostname()
 
 
 class LocalExecutor:
@@ -38,11 +40,11 @@ class LocalExecutor:
             stdout.close()
             stderr.close()
         _children[proc.pid] = proc
-        return {"pid": proc.pid, "workdir": str(workdir), "spec": str(spec_path), "offset": 0}
+        return {"pid": proc.pid, "host": _HOST, "workdir": str(workdir), "spec": str(spec_path), "offset": 0}
 
     def alive(self, handle: Handle) -> bool:
         pid = handle.get("pid")
-        if not pid:
+        if not pid or handle.get("host", _HOST) != _HOST:  # a runner on another host is out of reach
             return False
         try:
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
@@ -67,6 +69,10 @@ class LocalExecutor:
     def stream(self, handle: Handle) -> Iterator[dict]:
         path = Path(handle["workdir"]) / "runner.jsonl"
         offset = int(handle.get("offset", 0))
+        if handle.get("host", _HOST) != _HOST or not path.exists():
+            # Taken over from a worker on another host: its runner cannot be read from here.
+            yield {"type": "exit", "code": None, "_offset": offset}
+            return
         buffer = b""
         while True:
             exited = not self.alive(handle)

@@ -29,18 +29,26 @@ log = logging.getLogger("tuneyard.scheduler")
 CLAIM_LOCK = 741_100  # advisory-lock key serializing claims (capacity checks) on Postgres
 
 
-def make_executor(name: str) -> Executor:
+def make_executor(name: str, ctx: Context | None = None) -> Executor:
     if name == "local":
         from tuneyard.scheduler.local import LocalExecutor
 
         return LocalExecutor()
-    raise ValueError(f"unknown TUNEYARD_EXECUTOR {name!r} (supported: local)")
+    if name == "ray":
+        from tuneyard.scheduler.ray_executor import RayExecutor
+
+        return RayExecutor(ctx)
+    if name == "ssh":
+        from tuneyard.scheduler.ssh_executor import SshExecutor
+
+        return SshExecutor(ctx)
+    raise ValueError(f"unknown TUNEYARD_EXECUTOR {name!r} (supported: local, ray, ssh)")
 
 
 class Worker:
     def __init__(self, ctx: Context, executor: Executor | None = None, *, poll_seconds: float = 0.5):
         self.ctx = ctx
-        self.executor = executor or make_executor(ctx.settings.executor)
+        self.executor = executor or make_executor(ctx.settings.executor, ctx)
         self.poll_seconds = poll_seconds
         self.id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.lease = timedelta(seconds=ctx.settings.worker_lease_seconds)
@@ -74,6 +82,8 @@ class Worker:
 
     # -- claiming ----------------------------------------------------------------------------
     def _capacity(self, gpu_type: str) -> int:
+        if hasattr(self.executor, "capacity"):  # a cluster or host pool: the executor knows its size
+            return self.executor.capacity(gpu_type)
         return self.ctx.settings.cpu_job_slots if gpu_type == "cpu" else cluster.capacity(gpu_type)
 
     def _claim(self) -> list[tuple[str, int]]:
@@ -84,9 +94,12 @@ class Worker:
             stmt = select(TrainingJob).where(TrainingJob.status == "queued").order_by(TrainingJob.seq).limit(20)
             if self.ctx.db.is_postgres:
                 stmt = stmt.with_for_update(skip_locked=True)
-            busy = dict(s.execute(
-                select(TrainingJob.gpu_type, func.sum(TrainingJob.gpu_count))
-                .where(TrainingJob.status.in_(("provisioning", "running"))).group_by(TrainingJob.gpu_type)).all())
+            in_flight = select(TrainingJob.gpu_type, func.sum(TrainingJob.gpu_count)).where(
+                TrainingJob.status.in_(("provisioning", "running")))
+            if getattr(self.executor, "remote", False) is False:
+                # Local runners use this host's hardware: count only the jobs of this host's workers.
+                in_flight = in_flight.where(TrainingJob.worker_id.like(f"{socket.gethostname()}:%"))
+            busy = dict(s.execute(in_flight.group_by(TrainingJob.gpu_type)).all())
             for job in s.execute(stmt).scalars():
                 in_use = int(busy.get(job.gpu_type) or 0)
                 if in_use + job.gpu_count > self._capacity(job.gpu_type):

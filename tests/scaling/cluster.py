@@ -1,0 +1,192 @@
+"""Helpers for running tuneyard the way a cluster does: ``serve`` replicas and ``worker`` processes
+as real subprocesses on one Postgres database (a fresh one per module), with helpers shared by the
+multi-worker, object-storage, Ray and SSH tests."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import BOOTSTRAP_KEY, PG_ADMIN_URL, ServeProcess
+
+MODEL = "HuggingFaceTB/SmolLM2-135M-Instruct"
+MASTER_KEY = "4mRZ0bCqo8f3c2nXo0m8VqkO2a4cY7yE9mH1t5bQ6zs="  # a Fernet key shared by every process
+SFT_ROWS = [{"messages": [{"role": "user", "content": f"What is {i} plus {i}?"},
+                          {"role": "assistant", "content": f"{i} plus {i} is {2 * i}."}]} for i in range(8)]
+TINY = {"max_steps": 2, "batch_size": 2, "learning_rate": 5e-4, "max_length": 48, "lora_r": 4, "seed": 1}
+TERMINAL = ("completed", "failed", "cancelled")
+
+
+@pytest.fixture(scope="module")
+def pg_database() -> Iterator[str]:
+    """A fresh, empty Postgres database for one test module, dropped afterwards."""
+    import sqlalchemy as sa
+
+    name = f"tuneyard_scale_{uuid.uuid4().hex[:10]}"
+    admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    except sa.exc.OperationalError as exc:
+        pytest.fail(f"Postgres at {PG_ADMIN_URL} is required for these tests: {exc}")
+    yield PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+class WorkerProcess:
+    """``tuneyard worker`` as a real subprocess: the scheduler alone, beside stateless replicas."""
+
+    def __init__(self, data_dir: Path, env: dict[str, str]):
+        self.data_dir = data_dir
+        self.env = {**os.environ, "TUNEYARD_DATA_DIR": str(data_dir), **env}
+        self.proc: subprocess.Popen | None = None
+        self.log_path = data_dir / "worker.log"
+
+    def start(self) -> "WorkerProcess":
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen([sys.executable, "-m", "tuneyard", "worker"], env=self.env,
+                                     stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.time() + 60
+        while time.time() < deadline:  # it prints its id once its scheduler is running
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"tuneyard worker exited: {self.log_path.read_text()}")
+            if "running (executor" in self.log_path.read_text(errors="replace"):
+                return self
+            time.sleep(0.2)
+        raise RuntimeError(f"tuneyard worker did not start: {self.log_path.read_text()}")
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def kill(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+
+class Cluster:
+    """Processes started by one test, all stopped (and their runners killed) at the end."""
+
+    def __init__(self, root: Path, env: dict[str, str]):
+        self.root = root
+        self.env = {"TUNEYARD_MASTER_KEY": MASTER_KEY, "TUNEYARD_BOOTSTRAP_KEY": BOOTSTRAP_KEY,
+                    "TUNEYARD_STORAGE_URL": str(root / "shared-blobs"), **env}
+        self.servers: list[ServeProcess] = []
+        self.workers: list[WorkerProcess] = []
+
+    def serve(self, **env: str) -> ServeProcess:
+        data = self.root / f"serve-{len(self.servers)}"
+        data.mkdir(parents=True, exist_ok=True)
+        srv = ServeProcess(data, env={**self.env, "TUNEYARD_EMBEDDED_WORKER": "false", **env})
+        self.servers.append(srv)
+        return srv.start(timeout=120)
+
+    def worker(self, **env: str) -> WorkerProcess:
+        w = WorkerProcess(self.root / f"worker-{len(self.workers)}", {**self.env, **env})
+        self.workers.append(w)
+        return w.start()
+
+    def close(self) -> None:
+        for p in self.workers + self.servers:
+            p.kill()
+        kill_runners(self.root)
+
+
+def kill_runners(root: Path) -> None:
+    """Never leave a runner behind: kill every process whose command line mentions ``root``."""
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit() and int(d.name) != os.getpid():
+            try:
+                if str(root).encode() in (d / "cmdline").read_bytes():
+                    os.kill(int(d.name), signal.SIGKILL)
+            except OSError:
+                pass
+
+
+@pytest.fixture
+def cluster(tmp_path, pg_database) -> Iterator[Cluster]:
+    c = Cluster(tmp_path, {"TUNEYARD_DATABASE_URL": pg_database})
+    yield c
+    c.close()
+
+
+def upload(c: httpx.Client, rows=SFT_ROWS, name: str = "sft") -> str:
+    data = "\n".join(json.dumps(r) for r in rows).encode()
+    r = c.post("/v1/datasets", files={"file": (f"{name}.jsonl", io.BytesIO(data), "application/jsonl")},
+               data={"name": name})
+    assert r.status_code == 201, r.text
+    return r.json()["id"]
+
+
+def create_job(c: httpx.Client, ds: str, hp: dict | None = None, **extra) -> str:
+    r = c.post("/v1/training_jobs", json={"base_model": MODEL, "dataset_id": ds, "method": "sft",
+                                          "hyperparameters": hp or TINY, **extra})
+    assert r.status_code == 201, r.text
+    return r.json()["id"]
+
+
+def poll(c: httpx.Client, job_id: str, predicate, timeout: float = 600) -> dict:
+    deadline = time.time() + timeout
+    job: dict = {}
+    while time.time() < deadline:
+        job = c.get(f"/v1/training_jobs/{job_id}").json()
+        if predicate(job):
+            return job
+        time.sleep(1)
+    raise AssertionError(f"timed out waiting on {job_id}: {job}")
+
+
+def wait_done(c: httpx.Client, job_id: str, timeout: float = 600) -> dict:
+    return poll(c, job_id, lambda j: j["status"] in TERMINAL, timeout)
+
+
+def events(c: httpx.Client, job_id: str) -> list[dict]:
+    return c.get(f"/v1/training_jobs/{job_id}/events", params={"limit": 100}).json()["data"]
+
+
+def download_checkpoint(c: httpx.Client, job_id: str, dest: Path) -> dict[str, bytes]:
+    """Fetch every file of the job's final model through its download URLs (no Authorization)."""
+    manifest = c.get(f"/v1/training_jobs/{job_id}/model")
+    assert manifest.status_code == 200, manifest.text
+    out = {}
+    dest.mkdir(parents=True, exist_ok=True)
+    for f in manifest.json()["files"]:
+        r = httpx.get(f["url"], timeout=60)
+        assert r.status_code == 200, (f["path"], r.status_code, r.text[:200])
+        assert len(r.content) == f["bytes"]
+        (dest / f["path"]).parent.mkdir(parents=True, exist_ok=True)
+        (dest / f["path"]).write_bytes(r.content)
+        out[f["path"]] = r.content
+    return out
+
+
+def checkpoint_shapes(folder: Path) -> dict[str, tuple]:
+    """Tensor name -> shape of a downloaded adapter."""
+    from safetensors import safe_open
+
+    with safe_open(str(folder / "adapter_model.safetensors"), framework="pt") as f:
+        return {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}

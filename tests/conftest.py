@@ -109,16 +109,19 @@ def server(request, tmp_path_factory) -> Iterator[LiveServer]:
     if url:
         _reset_postgres(url)
     # No scheduler here: these modules test the API and storage, not training runs.
-    srv, thread, live = start_server(make_settings(data_dir, url, max_upload_bytes=2 * 1024 * 1024,
-                                                   embedded_worker=False))
+    # A module may set SERVER_SETTINGS = {...} to change other settings of its server.
+    srv, thread, live = start_server(make_settings(data_dir, url, **{
+        "max_upload_bytes": 2 * 1024 * 1024, "embedded_worker": False,
+        **getattr(request.module, "SERVER_SETTINGS", {})}))
     yield live
     stop_server(srv, thread, live)
 
 
 @pytest.fixture(scope="module")
-def sqlite_server(tmp_path_factory) -> Iterator[LiveServer]:
-    """A live server on SQLite with its scheduler running: jobs really train."""
-    srv, thread, live = start_server(make_settings(tmp_path_factory.mktemp("data")))
+def sqlite_server(request, tmp_path_factory) -> Iterator[LiveServer]:
+    """A live server on SQLite with its scheduler running: jobs really train (SERVER_SETTINGS applies)."""
+    srv, thread, live = start_server(make_settings(tmp_path_factory.mktemp("data"),
+                                                   **getattr(request.module, "SERVER_SETTINGS", {})))
     yield live
     stop_server(srv, thread, live)
 

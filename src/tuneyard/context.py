@@ -21,7 +21,7 @@ class Context:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         return cls(
             settings=settings,
-            db=Database(settings.resolved_database_url),
+            db=Database(settings.resolved_database_url, info={"settings": settings}),
             blobs=make_blob_store(settings.storage_url, settings.blob_root,
                                   endpoint_url=settings.s3_endpoint_url),
         )

@@ -14,6 +14,8 @@ PREFIXES = {
     "request": "req_",
     "checkpoint": "ckpt_",
     "event": "evt_",
+    "usage": "use_",
+    "hold": "hold_",
 }
 
 

@@ -48,6 +48,30 @@ class Settings(BaseSettings):
     worker_lease_seconds: int = 60
     reward_timeout_seconds: int = 30
 
+    # Worker threads for the API's sync routes (bursts of concurrent writers each hold one on SQLite).
+    api_threads: int = 256
+
+    # Billing (docs/billing.md). A JSON rate catalog replacing the bundled data/gpu_rates.json.
+    rates_file: Path | None = None
+    # USD per hour of one unit of this cluster's own hardware, by GPU type ("cpu" = one CPU job slot),
+    # e.g. TUNEYARD_LOCAL_RATES='{"cpu": 0.1, "H100-80GB": 2.0}'; overrides the catalog's "local" section.
+    local_rates: dict[str, float] = Field(default_factory=dict)
+    # Providers whose machines this cluster's executors run jobs on; a job without a provider goes to
+    # the cheapest of these that has a rate for its GPU.
+    compute_providers: list[str] = Field(default_factory=lambda: ["local"])
+    # Multiplier on metered cost (1.0: charge what the hardware costs).
+    billing_markup: float = 1.0
+    # Scratch volume each job or deployment holds (model, checkpoints), and what storage costs.
+    storage_gb_per_workload: float = 50.0
+    storage_usd_per_gb_month: float = 0.10
+    # Running work is charged every this many seconds; an organization out of credit is stopped then.
+    metering_interval_seconds: float = 60.0
+    # The duration model behind job estimates (and the credit held at creation): start-up (provisioning,
+    # model load) plus steps x seconds per step, x2 for DPO, x4 for GRPO.
+    estimate_startup_seconds: float = 60.0
+    estimate_cpu_step_seconds: float = 2.0
+    estimate_gpu_step_seconds: float = 0.5
+
     @property
     def resolved_database_url(self) -> str:
         if self.database_url:

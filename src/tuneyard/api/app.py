@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from contextlib import asynccontextmanager
 
+import anyio.to_thread
 from fastapi import FastAPI
 
 from tuneyard import __version__
@@ -13,6 +14,7 @@ from tuneyard.api.routes import (
     api_keys,
     billing,
     blobs,
+    cost,
     datasets,
     datasets_connect,
     job_streams,
@@ -51,6 +53,10 @@ def create_app(ctx: Context | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
+        # Sync routes run on AnyIO worker threads (40 by default). With SQLite, requests waiting for
+        # the write lock each hold a thread while the lock holder needs one more to finish its
+        # response: a burst of 40+ writers would stall until the busy timeout. Size the pool for bursts.
+        anyio.to_thread.current_default_thread_limiter().total_tokens = ctx.settings.api_threads
         worker = None
         if ctx.settings.embedded_worker:
             from tuneyard.scheduler.worker import Worker
@@ -73,6 +79,6 @@ def create_app(ctx: Context | None = None) -> FastAPI:
         return {"status": "ok", "version": __version__}
 
     for module in (api_keys, datasets, datasets_connect, reward_functions, ssh_keys, training_jobs, job_streams, blobs, models,
-                   billing, me):
+                   billing, cost, me):
         app.include_router(module.router)
     return app

@@ -12,6 +12,7 @@ import logging
 import os
 import socket
 import threading
+import time
 import uuid
 from datetime import timedelta
 
@@ -22,7 +23,7 @@ from tuneyard.scheduler import workspace
 from tuneyard.scheduler.executor import Executor
 from tuneyard.scheduler.relay import Relay
 from tuneyard.services.job_states import TERMINAL, add_event, transition
-from tuneyard.services import cluster
+from tuneyard.services import cluster, job_billing, metering
 from tuneyard.store.models import TrainingJob, utcnow
 
 log = logging.getLogger("tuneyard.scheduler")
@@ -55,6 +56,7 @@ class Worker:
         self._relays: dict[str, threading.Thread] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._metered_at = 0.0  # time.monotonic() of the last metering pass
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> None:
@@ -78,6 +80,7 @@ class Worker:
         self._recover()
         self._renew_leases()
         self._check_heartbeats()
+        self._meter()
         self._claim_and_start()
 
     # -- claiming ----------------------------------------------------------------------------
@@ -179,6 +182,16 @@ class Worker:
                     job = s.execute(select(TrainingJob).where(TrainingJob.id == job_id).with_for_update()).scalar_one()
                     job.worker_id = None
                     transition(s, job, "queued", "Requeued: the worker died before the runner started")
+
+    def _meter(self) -> None:
+        """Every metering interval: charge running work, stop what its organization cannot pay for,
+        and cancel queued jobs of organizations without credit (services.metering)."""
+        if time.monotonic() - self._metered_at < self.ctx.settings.metering_interval_seconds:
+            return
+        self._metered_at = time.monotonic()
+        metering.meter_running(self.ctx.db, self.ctx.settings)
+        with self.ctx.db.session() as s:
+            job_billing.cancel_unfunded_queued(s)
 
     def _check_heartbeats(self) -> None:
         cutoff = utcnow() - timedelta(seconds=self.ctx.settings.heartbeat_timeout_seconds)

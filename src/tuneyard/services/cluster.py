@@ -19,7 +19,10 @@ from tuneyard.errors import InvalidRequest
 GPU_ALIASES = {
     "A10G": "A10G-24GB", "L4": "L4-24GB", "L40S": "L40S-48GB", "A100": "A100-80GB", "A100-40G": "A100-40GB",
     "A100-80G": "A100-80GB", "H100": "H100-80GB", "H200": "H200-141GB", "MI300X": "MI300X-192GB",
-    "CPU": "cpu",
+    "CPU": "cpu", "A10G24GB": "A10G-24GB", "L424GB": "L4-24GB", "L40S48GB": "L40S-48GB", "A10040GB": "A100-40GB",
+    "A10080GB": "A100-80GB", "A100-SXM4-80GB": "A100-80GB", "A100-SXM4-40GB": "A100-40GB", "H10080GB": "H100-80GB",
+    "H100-SXM": "H100-80GB", "H100-PCIE": "H100-80GB", "H100-SXM5": "H100-80GB", "H200141GB": "H200-141GB",
+    "MI300X192GB": "MI300X-192GB",
 }
 _SMI_NAMES = [("H200", "H200-141GB"), ("H100", "H100-80GB"), ("A100-SXM4-40GB", "A100-40GB"),
               ("A100-PCIE-40GB", "A100-40GB"), ("A100", "A100-80GB"), ("L40S", "L40S-48GB"),
@@ -36,7 +39,8 @@ class GpuShape:
 
 
 def canonical_gpu_type(name: str) -> str:
-    upper = name.strip().upper()
+    """The one spelling of a GPU type: case-insensitive, ``_``/space as ``-`` (``h100`` -> ``H100-80GB``)."""
+    upper = "-".join(name.strip().upper().replace("_", " ").split())
     if upper in GPU_ALIASES:
         return GPU_ALIASES[upper]
     for canonical in set(GPU_ALIASES.values()):

@@ -66,3 +66,6 @@ def transition(session: Session, job: TrainingJob, status: str, message: str | N
               data={"from": previous, "to": status, **({"error": {"code": error[0], "message": error[1]}}
                                                          if error else {}), **(data or {})})
     add_log_lines(session, job.id, [f"[tuneyard] {text}"])
+    from tuneyard.services import job_billing  # late: billing builds on this module
+
+    job_billing.on_transition(session, job, previous, status, now)

@@ -14,14 +14,13 @@ from sqlalchemy.orm import Session
 from tuneyard import modelhub
 from tuneyard.errors import InvalidRequest, NotFound, RateLimited
 from tuneyard.ids import new_id
-from tuneyard.services import cluster, datasets, hyperparameters, rewards
+from tuneyard.services import billing, cluster, datasets, hyperparameters, job_billing, rates, rewards
 from tuneyard.services.dataset_formats import check_method
 from tuneyard.services.job_states import ACTIVE, TERMINAL, add_event, add_log_lines, transition
 from tuneyard.settings import Settings
 from tuneyard.store.models import Checkpoint, TrainingJob, utcnow
 
 METHODS = ("sft", "dpo", "grpo")
-PROVIDERS = ("local",)
 
 
 @dataclass
@@ -73,13 +72,11 @@ def create(session: Session, settings: Settings, org_id: str, req: JobRequest) -
         raise InvalidRequest(str(exc), param="base_model", code="model_not_found") from None
     hp = hyperparameters.normalize(req.hyperparameters)
     shape = cluster.resolve_shape(req.gpu)
-    provider = (req.provider or "local").lower()
-    if provider not in PROVIDERS:
-        raise InvalidRequest(f"Provider {req.provider!r} is not configured on this cluster. "
-                             f"Available: {', '.join(PROVIDERS)}", param="provider", code="invalid_provider")
+    provider = rates.choose_provider(settings, shape.type, req.provider)
     resume_from = None
     if req.resume_from:
         resume_from = _resolve_resume(session, org_id, req.resume_from)
+    billing.lock_org(session, org_id)  # the count and the credit check below see every committed job
     active = session.execute(select(func.count()).select_from(TrainingJob).where(
         TrainingJob.org_id == org_id, TrainingJob.status.in_(ACTIVE))).scalar_one()
     if active >= settings.max_concurrent_jobs_per_org:
@@ -97,6 +94,7 @@ def create(session: Session, settings: Settings, org_id: str, req: JobRequest) -
         resume_from=resume_from, origin=req.origin, suffix=req.suffix)
     session.add(job)
     session.flush()
+    job_billing.reserve(session, settings, job, ds.num_rows)  # 402 (and nothing queued) past the credit
     add_event(session, job.id, "job.queued", "Job queued",
               data={"method": method, "base_model": model.id, "dataset_id": ds.id, "gpu": shape.as_json()})
     add_log_lines(session, job.id, [f"[tuneyard] Job queued: {method} on {model.id} with {ds.name} "

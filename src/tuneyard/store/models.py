@@ -183,6 +183,8 @@ class TrainingJob(Base):
     current_loss: Mapped[float | None] = mapped_column(Float)
     trained_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
     cost_usd: Mapped[float] = mapped_column(Float, default=0.0)
+    # What the job was expected to cost when it was created (the credit held for it).
+    estimated_cost_usd: Mapped[float | None] = mapped_column(Float)
     error_code: Mapped[str | None] = mapped_column(String(80))
     error_message: Mapped[str | None] = mapped_column(Text)
     # Scheduler bookkeeping: which worker holds it, until when, and the executor's handle.
@@ -236,3 +238,52 @@ class Checkpoint(Base):
     local_path: Mapped[str | None] = mapped_column(Text)
     metrics: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class UsageRecord(Base):
+    """One metered period of one running resource (a training job or a deployment) and what it
+    cost. Periods of a resource are contiguous and unique by start, so a period is charged once."""
+
+    __tablename__ = "usage_records"
+    __table_args__ = (
+        UniqueConstraint("resource_kind", "resource_id", "period_start", name="uq_usage_records_period"),
+        Index("ix_usage_records_org_end", "org_id", "period_end"),
+        Index("ix_usage_records_resource", "resource_kind", "resource_id"),
+    )
+    seq: Mapped[int] = mapped_column(SeqType, primary_key=True, autoincrement=True)
+    id: Mapped[str] = mapped_column(String(40), unique=True)
+    org_id: Mapped[str] = mapped_column(ForeignKey("organizations.id"))
+    resource_kind: Mapped[str] = mapped_column(String(20))  # 'training_job' | 'deployment'
+    resource_id: Mapped[str] = mapped_column(String(40))
+    period_start: Mapped[datetime]
+    period_end: Mapped[datetime]
+    seconds: Mapped[float] = mapped_column(Float)
+    gpu_type: Mapped[str] = mapped_column(String(40))
+    gpu_count: Mapped[int]
+    provider: Mapped[str] = mapped_column(String(60))
+    usd_per_hour: Mapped[Decimal] = mapped_column(Numeric(18, 6))
+    # What was charged, and what could not be because the organization's credit ran out.
+    amount_usd: Mapped[Decimal] = mapped_column(Numeric(18, 6))
+    unbilled_usd: Mapped[Decimal] = mapped_column(Numeric(18, 6), default=Decimal(0))
+    tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    transaction_id: Mapped[str | None] = mapped_column(String(40))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class CreditHold(Base):
+    """Credit set aside for a resource's estimate when it is created, so that concurrent creations
+    cannot together promise more than the balance. Released when the resource ends."""
+
+    __tablename__ = "credit_holds"
+    __table_args__ = (
+        UniqueConstraint("resource_kind", "resource_id", name="uq_credit_holds_resource"),
+        Index("ix_credit_holds_org_open", "org_id", "released_at"),
+    )
+    seq: Mapped[int] = mapped_column(SeqType, primary_key=True, autoincrement=True)
+    id: Mapped[str] = mapped_column(String(40), unique=True)
+    org_id: Mapped[str] = mapped_column(ForeignKey("organizations.id"))
+    resource_kind: Mapped[str] = mapped_column(String(20))
+    resource_id: Mapped[str] = mapped_column(String(40))
+    amount_usd: Mapped[Decimal] = mapped_column(Numeric(18, 6))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    released_at: Mapped[datetime | None]

@@ -65,7 +65,7 @@ def job_json(job: TrainingJob, download_url: str | None = None) -> dict:
         "current_step": job.current_step, "total_steps": job.total_steps, "current_loss": job.current_loss,
         "trained_tokens": job.trained_tokens,
         "duration_seconds": round((end - begin).total_seconds(), 3) if begin else None,
-        "cost_usd": round(job.cost_usd or 0.0, 6),
+        "cost_usd": round(job.cost_usd or 0.0, 6), "estimated_cost_usd": job.estimated_cost_usd,
         "error": {"code": job.error_code, "message": job.error_message} if job.error_code else None,
         "download_url": download_url, "cancel_requested": job.cancel_requested,
         "requires_heartbeat": job.requires_heartbeat, "checkpoint_destination": job.checkpoint_destination,

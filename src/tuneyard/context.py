@@ -23,5 +23,6 @@ class Context:
             settings=settings,
             db=Database(settings.resolved_database_url, info={"settings": settings}),
             blobs=make_blob_store(settings.storage_url, settings.blob_root,
-                                  endpoint_url=settings.s3_endpoint_url),
+                                  endpoint_url=settings.s3_endpoint_url,
+                                  public_endpoint_url=settings.s3_public_endpoint_url),
         )

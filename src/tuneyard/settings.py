@@ -27,6 +27,8 @@ class Settings(BaseSettings):
     # Empty means "a folder in the data dir"; s3://bucket/prefix for object storage.
     storage_url: str = ""
     s3_endpoint_url: str | None = None
+    # The S3 endpoint as browsers and remote runners reach it, when that differs (download links).
+    s3_public_endpoint_url: str | None = None
     bootstrap_key: str | None = None
     # Public base URL used to build absolute links (signed download URLs). Empty = from the request.
     public_url: str = ""
@@ -43,8 +45,24 @@ class Settings(BaseSettings):
     heartbeat_timeout_seconds: int = 300
     # Run the scheduler inside `tuneyard serve` (single-machine mode); `tuneyard worker` runs it alone.
     embedded_worker: bool = True
-    # training executor: 'local' (subprocess per job)
+    # training executor: 'local' (subprocess per job) | 'ray' (Ray Jobs API) | 'ssh' (GPU hosts over SSH)
     executor: str = "local"
+    # Remote executors (ray, ssh): runners read inputs from and write checkpoints to blob storage, so they
+    # get this process's S3 credentials (AWS_*); false when the nodes have their own (an instance role).
+    forward_storage_credentials: bool = True
+    # Ray executor: the Jobs API (dashboard) address, CPUs each runner asks for, extra runtime_env
+    # (merged into each job's: pip, env_vars, …), and the scratch folder on the nodes.
+    ray_address: str = "http://127.0.0.1:8265"
+    ray_cpus_per_job: float = 1.0
+    ray_runtime_env: dict = Field(default_factory=dict)
+    ray_scratch_dir: str = "/tmp/tuneyard-runs"
+    # SSH executor: the hosts, as JSON: [{"host": "10.0.0.5", "port": 22, "user": "ubuntu",
+    # "ssh_key": "<an /v1/ssh_keys id>", "gpus": {"H100-80GB": 8}, "python": "/opt/venv/bin/python"}];
+    # "python" is optional: without it a venv with the pinned tuneyard is set up on the host.
+    ssh_hosts: list[dict] = Field(default_factory=list)
+    ssh_runner_dir: str = ".tuneyard"  # on each host, relative to the login's home: venvs and runs
+    ssh_install_spec: str = ""  # what pip installs there; default tuneyard==<this version>
+    ssh_connect_timeout_seconds: float = 20.0
     worker_lease_seconds: int = 60
     reward_timeout_seconds: int = 30
 

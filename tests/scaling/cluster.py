@@ -13,6 +13,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -190,3 +191,54 @@ def checkpoint_shapes(folder: Path) -> dict[str, tuple]:
 
     with safe_open(str(folder / "adapter_model.safetensors"), framework="pt") as f:
         return {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+
+
+# -- a local S3 (moto's server mode) ------------------------------------------------------------
+S3_ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
+
+
+@dataclass
+class S3:
+    endpoint: str
+    bucket: str
+
+    @property
+    def env(self) -> dict[str, str]:
+        """What every tuneyard process needs to keep its blobs in this bucket."""
+        return {**S3_ENV, "TUNEYARD_STORAGE_URL": f"s3://{self.bucket}/tuneyard",
+                "TUNEYARD_S3_ENDPOINT_URL": self.endpoint}
+
+    def client(self):
+        import boto3
+
+        return boto3.client("s3", endpoint_url=self.endpoint, region_name="us-east-1",
+                            aws_access_key_id="testing", aws_secret_access_key="testing")
+
+    def keys(self, prefix: str = "") -> list[str]:
+        pages = self.client().get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix)
+        return sorted(o["Key"] for page in pages for o in page.get("Contents", []))
+
+
+@pytest.fixture(scope="module")
+def s3_server() -> Iterator[str]:
+    """moto's S3 server on a loopback port, for the whole module."""
+    from moto.server import ThreadedMotoServer
+
+    from tests.conftest import free_port
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    yield f"http://127.0.0.1:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def s3(s3_server, monkeypatch) -> S3:
+    """A fresh bucket; this process's AWS_* point at the same fake account."""
+    for k, v in S3_ENV.items():
+        monkeypatch.setenv(k, v)
+    bucket = f"tuneyard-{uuid.uuid4().hex[:10]}"
+    store = S3(s3_server, bucket)
+    store.client().create_bucket(Bucket=bucket)
+    return store

@@ -14,6 +14,7 @@ from urllib.parse import quote, urlencode
 from tuneyard.errors import NotFound
 from tuneyard.services import secrets
 from tuneyard.settings import Settings
+from tuneyard.store.blobs import BlobStore
 
 
 def _secret(settings: Settings) -> bytes:
@@ -28,6 +29,16 @@ def signed_url(settings: Settings, base_url: str, key: str, ttl_seconds: int | N
     expires = int(time.time()) + (ttl_seconds or settings.signed_url_ttl_seconds)
     query = urlencode({"expires": expires, "signature": _signature(settings, key, expires)})
     return f"{base_url.rstrip('/')}/v1/blobs/{quote(key)}?{query}", expires
+
+
+def download_url(settings: Settings, blobs: BlobStore, base_url: str, key: str) -> tuple[str, int]:
+    """An expiring link to a blob: presigned by the object store when there is one (the bytes then
+    never pass through tuneyard), else signed by us and served by ``/v1/blobs``."""
+    ttl = settings.signed_url_ttl_seconds
+    presigned = blobs.presigned_url(key, ttl, key.rsplit("/", 1)[-1])
+    if presigned:
+        return presigned, int(time.time()) + ttl
+    return signed_url(settings, base_url, key, ttl)
 
 
 def verify(settings: Settings, key: str, expires: int, signature: str) -> None:

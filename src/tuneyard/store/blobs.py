@@ -25,6 +25,10 @@ class BlobStore(Protocol):
     def list(self, prefix: str) -> list[str]: ...
     def local_path(self, key: str) -> Path: ...
     def tempdir(self) -> Path: ...
+    def url(self, key: str) -> str:
+        """Where a runner on another machine reads or writes ``key`` (``file://`` or ``s3://``)."""
+    def presigned_url(self, key: str, ttl_seconds: int, filename: str) -> str | None:
+        """A download URL the store itself signs (S3), or None when tuneyard's own signed URLs serve it."""
 
 
 class LocalBlobStore:
@@ -83,9 +87,22 @@ class LocalBlobStore:
     def local_path(self, key: str) -> Path:
         return self._path(key)
 
+    def url(self, key: str) -> str:
+        return self._path(key).resolve().as_uri()
 
-def make_blob_store(storage_url: str, default_root: Path, **_: object) -> BlobStore:
+    def presigned_url(self, key: str, ttl_seconds: int, filename: str) -> str | None:
+        return None
+
+
+def make_blob_store(storage_url: str, default_root: Path, *, endpoint_url: str | None = None,
+                    public_endpoint_url: str | None = None, **_: object) -> BlobStore:
     if not storage_url or storage_url.startswith("file://") or "://" not in storage_url:
         root = Path(storage_url.removeprefix("file://")) if storage_url else default_root
         return LocalBlobStore(root)
-    raise ValueError(f"unsupported TUNEYARD_STORAGE_URL {storage_url!r} (supported: a folder path, file://)")
+    if storage_url.startswith("s3://"):
+        from tuneyard.store.s3 import S3BlobStore
+
+        bucket, _, prefix = storage_url.removeprefix("s3://").partition("/")
+        return S3BlobStore(bucket, prefix, scratch_root=default_root.parent / "tmp", endpoint_url=endpoint_url,
+                           public_endpoint_url=public_endpoint_url)
+    raise ValueError(f"unsupported TUNEYARD_STORAGE_URL {storage_url!r} (supported: a folder path, file://, s3://)")

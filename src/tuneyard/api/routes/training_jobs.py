@@ -86,7 +86,8 @@ def _download_url(ctx: Context, request: Request, session, job: TrainingJob) -> 
     if not weights:
         return None
     preferred = next((p for p in weights if p.startswith("adapter_model")), weights[0])
-    return signing.signed_url(ctx.settings, base_url(ctx, request), f"{ckpt.blob_prefix}/{preferred}")[0]
+    key = f"{ckpt.blob_prefix}/{preferred}"
+    return signing.download_url(ctx.settings, ctx.blobs, base_url(ctx, request), key)[0]
 
 
 def _render(ctx: Context, request: Request, session, job: TrainingJob) -> dict:
@@ -148,7 +149,7 @@ def heartbeat(job_id: str, principal: PrincipalDep, session: SessionDep) -> dict
 def _checkpoint_json(ctx: Context, base: str, ckpt: Checkpoint) -> dict:
     files = []
     for f in ckpt.files:
-        url, expires = signing.signed_url(ctx.settings, base, f"{ckpt.blob_prefix}/{f['path']}")
+        url, expires = signing.download_url(ctx.settings, ctx.blobs, base, f"{ckpt.blob_prefix}/{f['path']}")
         files.append({"path": f["path"], "bytes": f["bytes"], "url": url})
     return {"id": ckpt.id, "object": "checkpoint", "step": ckpt.step, "final": ckpt.final, "files": files,
             "metrics": ckpt.metrics, "created_at": iso(ckpt.created_at)}

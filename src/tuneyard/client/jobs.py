@@ -16,6 +16,8 @@ from tuneyard.client.types import JobEvent, JobModel, JobProgress, Page, Trainin
 
 ProgressCallback = Callable[[JobProgress], None]
 RECONNECT_DELAYS = (1.0, 2.0, 4.0, 5.0)
+# Status-change events are ``job.<status>``; other ``job.*`` events (job.cancel_requested) are not.
+JOB_STATUSES = frozenset({"queued", "provisioning", "running", "completed", "failed", "cancelled"})
 
 
 def _is_end_marker(text: str) -> bool:
@@ -196,7 +198,7 @@ class TrainingJobs(ResourceGroup):
 
 def _apply(state: JobProgress, event: JobEvent) -> None:
     state.event = event
-    if event.type.startswith("job."):
+    if event.type.startswith("job.") and event.type[len("job."):] in JOB_STATUSES:
         state.status = event.type[len("job."):]
     data = event.data or {}
     if data.get("total_steps"):

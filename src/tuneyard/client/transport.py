@@ -126,7 +126,7 @@ class Transport:
         params = {k: v for k, v in (params or {}).items() if v is not None}
         timeout = httpx.Timeout(self.http.timeout.connect or 10.0, read=read_timeout, write=60.0, pool=60.0)
         try:
-            with _connect_sse(self.http, method, path, params=params, json=json, headers=headers,
+            with _connect_sse(self.http, method, path, params=params, json=json, headers=dict(headers or {}),
                               timeout=timeout) as source:
                 response = source.response
                 if response.status_code >= 400:

@@ -66,6 +66,29 @@ class Settings(BaseSettings):
     worker_lease_seconds: int = 60
     reward_timeout_seconds: int = 30
 
+    # Deployments (docs/deployments.md). Worker processes that may serve at once on this machine's CPU.
+    cpu_deployment_slots: int = 4
+    max_active_deployments_per_org: int = 8
+    # Engine: auto (vLLM on a GPU when installed, else transformers) | transformers | vllm.
+    inference_engine: str = "auto"
+    inference_max_batch_size: int = 16
+    inference_max_model_len: int = 2048
+    inference_default_max_tokens: int = 512
+    # torch threads per CPU worker (0 = torch's default: one per core).
+    inference_threads: int = 0
+    deployment_health_interval_seconds: float = 2.0
+    deployment_health_timeout_seconds: float = 10.0
+    # Consecutive failed probes that make a serving deployment unhealthy, and how long it may stay
+    # unhealthy before its worker is restarted.
+    deployment_unhealthy_after: int = 3
+    deployment_restart_unhealthy_after_seconds: float = 120.0
+    deployment_max_restarts: int = 3
+    deployment_start_timeout_seconds: float = 900.0
+    # A worker no supervisor has probed for this long exits (its control plane is gone).
+    deployment_orphan_timeout_seconds: float = 600.0
+    # The request log is written in batches this often, off the request path.
+    request_log_flush_seconds: float = 0.25
+
     # Worker threads for the API's sync routes (bursts of concurrent writers each hold one on SQLite).
     api_threads: int = 256
 

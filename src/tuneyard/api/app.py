@@ -17,6 +17,8 @@ from tuneyard.api.routes import (
     cost,
     datasets,
     datasets_connect,
+    deployment_gateway,
+    deployments,
     job_streams,
     me,
     models,
@@ -24,6 +26,7 @@ from tuneyard.api.routes import (
     ssh_keys,
     training_jobs,
 )
+from tuneyard.api.synth import routers as synth_routers
 from tuneyard.context import Context
 
 
@@ -64,7 +67,9 @@ def create_app(ctx: Context | None = None) -> FastAPI:
             worker = Worker(ctx)
             worker.start()
         app.state.worker = worker
+        serving = _start_serving(app, ctx)
         yield
+        await _stop_serving(app, serving)
         if worker:
             worker.stop()
 
@@ -81,4 +86,30 @@ def create_app(ctx: Context | None = None) -> FastAPI:
     for module in (api_keys, datasets, datasets_connect, reward_functions, ssh_keys, training_jobs, job_streams, blobs, models,
                    billing, cost, me):
         app.include_router(module.router)
+    app.include_router(deployments.router)
+    app.include_router(deployment_gateway.router)
     return app
+
+
+def _start_serving(app: FastAPI, ctx: Context):
+    """The deployment request log writer, and (embedded mode) the deployment supervisor."""
+    from tuneyard.services.request_log import RequestLog
+
+    app.state.request_log = RequestLog(ctx.db, ctx.settings.request_log_flush_seconds)
+    app.state.request_log.start()
+    if not ctx.settings.embedded_worker:
+        return None
+    from tuneyard.inference.supervisor import Supervisor
+
+    supervisor = Supervisor(ctx)
+    supervisor.start()
+    return supervisor
+
+
+async def _stop_serving(app: FastAPI, supervisor) -> None:
+    from tuneyard.inference import gateway
+
+    await gateway.close_clients()
+    app.state.request_log.stop()
+    if supervisor:
+        supervisor.stop()

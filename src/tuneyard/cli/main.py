@@ -80,9 +80,14 @@ def worker() -> None:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
+    from tuneyard.inference.supervisor import Supervisor
+
+    supervisor = Supervisor(ctx)  # deployments: starts, health-checks and stops their worker processes
     w.start()
+    supervisor.start()
     console.print(f"tuneyard worker {w.id} running (executor: {w.executor.name})")
     stop.wait()
+    supervisor.stop()
     w.stop()
 
 

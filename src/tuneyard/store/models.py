@@ -287,3 +287,94 @@ class CreditHold(Base):
     amount_usd: Mapped[Decimal] = mapped_column(Numeric(18, 6))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     released_at: Mapped[datetime | None]
+
+
+class Deployment(Base):
+    """A served model: a base model, or a training job's output (a LoRA adapter on its base, or full
+    weights). The supervisor that runs its worker process keeps its bookkeeping here, so another
+    supervisor (after a restart, or on another host) can re-attach to the same worker."""
+
+    __tablename__ = "deployments"
+    __table_args__ = (
+        Index("ix_deployments_org_seq", "org_id", "seq"),
+        Index("ix_deployments_status", "status"),
+    )
+    seq: Mapped[int] = mapped_column(SeqType, primary_key=True, autoincrement=True)
+    id: Mapped[str] = mapped_column(String(40), unique=True)
+    org_id: Mapped[str] = mapped_column(ForeignKey("organizations.id"))
+    name: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(20))
+    model: Mapped[str] = mapped_column(String(300))  # as the caller named it
+    source: Mapped[str] = mapped_column(String(20))  # 'training_job' | 'huggingface'
+    base_model: Mapped[str] = mapped_column(String(300))
+    training_job_id: Mapped[str | None] = mapped_column(String(40))
+    checkpoint_id: Mapped[str | None] = mapped_column(String(40))
+    adapter: Mapped[bool] = mapped_column(Boolean, default=False)  # served as a LoRA adapter on base_model
+    engine: Mapped[str] = mapped_column(String(20), default="auto")
+    gpu_type: Mapped[str] = mapped_column(String(40))
+    gpu_count: Mapped[int] = mapped_column(default=1)
+    provider: Mapped[str] = mapped_column(String(60))
+    config: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    error_code: Mapped[str | None] = mapped_column(String(80))
+    error_message: Mapped[str | None] = mapped_column(Text)
+    # Supervisor bookkeeping: who runs the worker, until when, and how to reach it.
+    worker_id: Mapped[str | None] = mapped_column(String(120))
+    lease_expires_at: Mapped[datetime | None]
+    worker_handle: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    worker_url: Mapped[str | None] = mapped_column(String(300))
+    restarts: Mapped[int] = mapped_column(default=0)
+    health: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    health_checked_at: Mapped[datetime | None]
+    health_failures: Mapped[int] = mapped_column(default=0)
+    # Usage (what billing reads): requests and tokens served, seconds spent serving.
+    total_requests: Mapped[int] = mapped_column(BigInteger, default=0)
+    prompt_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    completion_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    serving_seconds: Mapped[float] = mapped_column(Float, default=0.0)
+    accounted_at: Mapped[datetime | None]
+    cost_per_hour_usd: Mapped[float] = mapped_column(Float, default=0.0)
+    total_cost_usd: Mapped[float] = mapped_column(Float, default=0.0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    provisioning_at: Mapped[datetime | None]
+    started_at: Mapped[datetime | None]
+    stopped_at: Mapped[datetime | None]
+
+
+class DeploymentEvent(Base):
+    __tablename__ = "deployment_events"
+    __table_args__ = (Index("ix_deployment_events_dep_seq", "deployment_id", "seq"),)
+    seq: Mapped[int] = mapped_column(SeqType, primary_key=True, autoincrement=True)
+    id: Mapped[str] = mapped_column(String(40), unique=True)
+    deployment_id: Mapped[str] = mapped_column(ForeignKey("deployments.id"))
+    type: Mapped[str] = mapped_column(String(40))
+    level: Mapped[str] = mapped_column(String(10), default="info")
+    message: Mapped[str] = mapped_column(Text)
+    data: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class DeploymentRequest(Base):
+    """One inference request through the gateway (written in batches, off the request path)."""
+
+    __tablename__ = "deployment_requests"
+    __table_args__ = (
+        Index("ix_deployment_requests_dep_seq", "deployment_id", "seq"),
+        Index("ix_deployment_requests_dep_created", "deployment_id", "created_at"),
+    )
+    seq: Mapped[int] = mapped_column(SeqType, primary_key=True, autoincrement=True)
+    id: Mapped[str] = mapped_column(String(40), unique=True)
+    deployment_id: Mapped[str] = mapped_column(ForeignKey("deployments.id"))
+    org_id: Mapped[str] = mapped_column(String(40))
+    status_code: Mapped[int]
+    latency_ms: Mapped[float] = mapped_column(Float)
+    ttft_ms: Mapped[float | None] = mapped_column(Float)
+    tpot_ms: Mapped[float | None] = mapped_column(Float)
+    prompt_tokens: Mapped[int] = mapped_column(default=0)
+    completion_tokens: Mapped[int] = mapped_column(default=0)
+    streamed: Mapped[bool] = mapped_column(Boolean, default=False)
+    finish_reason: Mapped[str | None] = mapped_column(String(40))
+    error_message: Mapped[str | None] = mapped_column(Text)
+    client_disconnected: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    completed_at: Mapped[datetime | None]

@@ -26,7 +26,6 @@ from tuneyard.api.routes import (
     ssh_keys,
     training_jobs,
 )
-from tuneyard.api.synth import routers as synth_routers
 from tuneyard.context import Context
 
 

@@ -26,6 +26,7 @@ from tuneyard.api.routes import (
     ssh_keys,
     training_jobs,
 )
+from tuneyard.api.synth import routers as synth_routers
 from tuneyard.context import Context
 
 
@@ -87,6 +88,8 @@ def create_app(ctx: Context | None = None) -> FastAPI:
         app.include_router(module.router)
     app.include_router(deployments.router)
     app.include_router(deployment_gateway.router)
+    for router in synth_routers:  # /api/v1 and the /api aliases (docs/synth-api.md)
+        app.include_router(router)
     return app
 
 

@@ -52,7 +52,9 @@ def install_error_handlers(app: FastAPI) -> None:
             param = None
         else:
             message = f"{param}: {msg}" if param else msg
-        return error_response(request, 422, message, code="validation_error", param=param)
+        # OpenAI answers a bad request with 400; the /api surface follows it, /v1 keeps the seed's 422.
+        status = 400 if request.url.path.startswith("/api") else 422
+        return error_response(request, status, message, code="validation_error", param=param)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException):

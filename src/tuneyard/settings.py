@@ -112,6 +112,8 @@ class Settings(BaseSettings):
     estimate_startup_seconds: float = 60.0
     estimate_cpu_step_seconds: float = 2.0
     estimate_gpu_step_seconds: float = 0.5
+    # Serving held (from the available credit) when a deployment is created: it must afford this long.
+    deployment_hold_hours: float = 1.0
 
     @property
     def resolved_database_url(self) -> str:

@@ -328,3 +328,108 @@ def test_transactions_are_paginated_newest_first(server):
         assert all(t["id"].startswith("txn_") and t["object"] == "transaction" and t["created_at"]
                    for t in first["data"] + rest["data"])
         assert c.get("/v1/billing/balance").json()["balance_usd"] == 11
+
+
+# -- deployments: an hour held, metered while provisioning or serving, tokens counted ------------------
+
+def _dep(server, dep_id: str):
+    from tuneyard.store.models import Deployment
+
+    with server.ctx.db.session() as s:
+        return s.execute(select(Deployment).where(Deployment.id == dep_id)).scalar_one()
+
+
+def _dep_transition(server, dep_id: str, status: str, *, back_date: float | None = None, tokens: int = 0) -> None:
+    """What the supervisor does (these servers run none); ``back_date`` moves the start into the past."""
+    from tuneyard.services import deployment_states
+    from tuneyard.store.models import Deployment
+
+    with server.ctx.db.session() as s:
+        dep = s.execute(select(Deployment).where(Deployment.id == dep_id).with_for_update()).scalar_one()
+        dep.prompt_tokens += tokens  # as the request log adds its batches
+        deployment_states.transition(s, dep, status, f"{status} (test)")
+        if back_date is not None:
+            dep.provisioning_at = utcnow() - timedelta(seconds=back_date)
+
+
+def _usage(server, ref: str) -> list[UsageRecord]:
+    with server.ctx.db.session() as s:
+        return list(s.execute(select(UsageRecord).where(UsageRecord.resource_id == ref)
+                              .order_by(UsageRecord.period_start)).scalars())
+
+
+def test_deployment_402_when_an_hour_of_serving_is_not_covered(server):
+    _, key = funded_org(server, "0.01")
+    with server.client(key) as c:
+        err = assert_402(c.post("/v1/deployments", json={"model": MODEL, "name": "too-poor"}))
+        assert "deployment" in err["message"]
+        assert c.get("/v1/deployments").json()["data"] == []
+
+
+def test_deployment_is_metered_while_provisioning_or_serving(server):
+    import time
+
+    _, key = funded_org(server, 10)
+    with server.client(key) as c:
+        r = c.post("/v1/deployments", json={"model": MODEL, "name": "billed"})
+        assert r.status_code == 201, r.text
+        dep = r.json()
+        price = c.get("/v1/cost/estimate", params={"gpu_type": dep["gpu"]["type"], "gpu_count": dep["gpu"]["count"],
+                                                   "markup": server.ctx.settings.billing_markup}).json()
+        assert dep["provider"] == "local" and dep["cost_per_hour_usd"] == price["usd_per_hour"]
+        assert D(c.get("/v1/billing/balance").json()["held_usd"]) == q(D(price["usd_per_hour"]))  # an hour
+
+        _dep_transition(server, dep["id"], "provisioning", back_date=300)
+        _dep_transition(server, dep["id"], "serving")
+        burn = c.get("/v1/billing/burn_rate").json()
+        assert burn["serving_usd_per_hour"] == dep["cost_per_hour_usd"] and burn["active_deployments"] == 1
+        projection = c.get("/v1/cost/monthly_projection", params={"jobs_per_day": 0}).json()
+        assert [d["id"] for d in projection["deployments"]] == [dep["id"]]
+        assert D(projection["keep_warm_monthly_usd"]) == q(D(dep["cost_per_hour_usd"]) * 730)
+
+        metering.meter_running(server.ctx.db, server.ctx.settings)
+        _dep_transition(server, dep["id"], "unhealthy", tokens=30)
+        unhealthy_at = _usage(server, dep["id"])[-1].period_end
+        time.sleep(2)  # unhealthy: the worker does not serve, this time is not billed
+        _dep_transition(server, dep["id"], "serving")
+        resumed_at = _usage(server, dep["id"])[-1].period_end
+        assert (resumed_at - unhealthy_at).total_seconds() >= 2
+        stopped = c.post(f"/v1/deployments/{dep['id']}/stop").json()
+        assert stopped["status"] == "stopped"
+
+        rows = _usage(server, dep["id"])
+        billed = [r for r in rows if r.seconds > 0]
+        assert all(r.period_end <= unhealthy_at or r.period_start >= resumed_at for r in billed)
+        gap = [r for r in rows if r.period_start == unhealthy_at]  # a free period covers the unhealthy time
+        assert len(gap) == 1 and gap[0].period_end == resumed_at and gap[0].amount_usd == 0 == gap[0].seconds
+        starts = [r.period_start for r in rows]
+        assert len(starts) == len(set(starts))  # each period once
+        total = sum((D(r.amount_usd) for r in rows), D(0))
+        final = c.get(f"/v1/deployments/{dep['id']}").json()
+        assert D(final["total_cost_usd"]) == total > 0
+        summary = c.get("/v1/cost/summary").json()
+        assert D(summary["serving_cost_usd"]) == D(summary["total_cost_usd"]) == total
+        assert summary["tokens_served"] == 30 and summary["deployment_count"] == 1
+        by_provider = c.get("/v1/cost/by_provider").json()["data"]
+        assert [(p["provider"], D(p["serving_cost_usd"])) for p in by_provider] == [("local", total)]
+        assert -sum(D(t["amount_usd"]) for t in charges(c, dep["id"])) == total
+        bal = c.get("/v1/billing/balance").json()
+        assert D(bal["balance_usd"]) == 10 - total and bal["held_usd"] == 0
+        events = c.get(f"/v1/deployments/{dep['id']}/events").json()["data"]
+        assert [e["type"] for e in events].count("billing.settled") == 1
+
+
+def test_a_deployment_is_stopped_when_its_organization_runs_out_of_credit(server):
+    _, key = funded_org(server, 1)
+    with server.client(key) as c:
+        dep = c.post("/v1/deployments", json={"model": MODEL, "name": "broke"}).json()
+        _dep_transition(server, dep["id"], "provisioning", back_date=48 * 3600)  # two days at ~$0.11/h > $1
+        _dep_transition(server, dep["id"], "serving")
+        metering.meter_running(server.ctx.db, server.ctx.settings)
+        final = c.get(f"/v1/deployments/{dep['id']}").json()
+        assert final["status"] == "stopped" and final["error_code"] == "insufficient_credit"
+        events = [e["type"] for e in c.get(f"/v1/deployments/{dep['id']}/events").json()["data"]]
+        assert "billing.credit_exhausted" in events
+        bal = c.get("/v1/billing/balance").json()
+        assert bal["balance_usd"] == 0 and D(final["total_cost_usd"]) == 1  # capped: never overdrawn
+        assert c.get("/v1/cost/summary").json()["unbilled_usd"] > 0

@@ -23,7 +23,7 @@ from tuneyard.scheduler import workspace
 from tuneyard.scheduler.executor import Executor
 from tuneyard.scheduler.relay import Relay
 from tuneyard.services.job_states import TERMINAL, add_event, transition
-from tuneyard.services import cluster, job_billing, metering
+from tuneyard.services import cluster, deployment_billing, job_billing, metering  # noqa: F401 (registers sources)
 from tuneyard.store.models import TrainingJob, utcnow
 
 log = logging.getLogger("tuneyard.scheduler")

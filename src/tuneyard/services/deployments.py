@@ -17,13 +17,12 @@ from sqlalchemy.orm import Session
 from tuneyard import modelhub
 from tuneyard.errors import InvalidRequest, NotFound, RateLimited, Unavailable
 from tuneyard.ids import new_id
-from tuneyard.services import cluster, jobs
+from tuneyard.services import billing, cluster, deployment_billing, jobs, rates
 from tuneyard.services.deployment_states import ACTIVE, STATUSES, TERMINAL, add_event, transition
 from tuneyard.settings import Settings
 from tuneyard.store.models import Deployment, DeploymentEvent, TrainingJob
 
 SOURCES = ("training_job", "huggingface")
-PROVIDERS = ("local",)
 ENGINES = ("auto", "transformers", "vllm")
 # Create-time knobs a caller may set (0.2.33+ clients send some of these); others are ignored.
 CONFIG_KEYS = {"max_batch_size": (int, 1, 256), "max_model_len": (int, 64, 131072)}
@@ -99,10 +98,7 @@ def _config(raw: dict[str, Any]) -> dict[str, Any]:
 def create(session: Session, settings: Settings, org_id: str, req: DeploymentRequest) -> Deployment:
     target = resolve_target(session, org_id, req.model, req.source)
     shape = cluster.resolve_shape(req.gpu)
-    provider = (req.provider or "local").lower()
-    if provider not in PROVIDERS:
-        raise InvalidRequest(f"Provider {req.provider!r} is not configured on this cluster. "
-                             f"Available: {', '.join(PROVIDERS)}", param="provider", code="invalid_provider")
+    provider = rates.choose_provider(settings, shape.type, req.provider)  # the cheapest this cluster runs on
     engine = (req.engine or settings.inference_engine or "auto").lower()
     if engine not in ENGINES:
         raise InvalidRequest(f"engine must be one of {', '.join(ENGINES)}", param="engine")
@@ -112,6 +108,7 @@ def create(session: Session, settings: Settings, org_id: str, req: DeploymentReq
     name = (req.name or "").strip() or (target.job.output_name if target.job else target.base_model.split("/")[-1])
     if len(name) > 200:
         raise InvalidRequest("name must be at most 200 characters", param="name")
+    billing.lock_org(session, org_id)  # the count and the credit check below see every committed deployment
     active = session.execute(select(func.count()).select_from(Deployment).where(
         Deployment.org_id == org_id, Deployment.status.in_(ACTIVE))).scalar_one()
     if active >= settings.max_active_deployments_per_org:
@@ -124,6 +121,7 @@ def create(session: Session, settings: Settings, org_id: str, req: DeploymentReq
         gpu_count=shape.count, provider=provider, config=config)
     session.add(dep)
     session.flush()
+    deployment_billing.reserve(session, settings, dep)  # 402 (and nothing queued) past the credit
     what = f"{target.job.id} ({'LoRA adapter on ' + target.base_model if target.adapter else 'full model'})" \
         if target.job else target.base_model
     add_event(session, dep.id, "deployment.queued", f"Deployment queued: {what} on {shape.type} x{shape.count}",

@@ -341,12 +341,16 @@ def _dep(server, dep_id: str):
 
 def _dep_transition(server, dep_id: str, status: str, *, back_date: float | None = None, tokens: int = 0) -> None:
     """What the supervisor does (these servers run none); ``back_date`` moves the start into the past."""
+    from tuneyard.ids import new_id
     from tuneyard.services import deployment_states
-    from tuneyard.store.models import Deployment
+    from tuneyard.store.models import Deployment, DeploymentRequest
 
     with server.ctx.db.session() as s:
         dep = s.execute(select(Deployment).where(Deployment.id == dep_id).with_for_update()).scalar_one()
-        dep.prompt_tokens += tokens  # as the request log adds its batches
+        if tokens:  # a request served, as the request log writes it
+            s.add(DeploymentRequest(id=new_id("request"), deployment_id=dep.id, org_id=dep.org_id, status_code=200,
+                                    latency_ms=12.0, prompt_tokens=tokens - 2, completion_tokens=2))
+            dep.prompt_tokens, dep.completion_tokens = dep.prompt_tokens + tokens - 2, dep.completion_tokens + 2
         deployment_states.transition(s, dep, status, f"{status} (test)")
         if back_date is not None:
             dep.provisioning_at = utcnow() - timedelta(seconds=back_date)
@@ -410,8 +414,10 @@ def test_deployment_is_metered_while_provisioning_or_serving(server):
         summary = c.get("/v1/cost/summary").json()
         assert D(summary["serving_cost_usd"]) == D(summary["total_cost_usd"]) == total
         assert summary["tokens_served"] == 30 and summary["deployment_count"] == 1
+        assert sum(r.tokens for r in rows) == 30  # the period that served them counts them too
         by_provider = c.get("/v1/cost/by_provider").json()["data"]
-        assert [(p["provider"], D(p["serving_cost_usd"])) for p in by_provider] == [("local", total)]
+        assert [(p["provider"], D(p["serving_cost_usd"]), p["tokens_served"]) for p in by_provider] == \
+            [("local", total, 30)]
         assert -sum(D(t["amount_usd"]) for t in charges(c, dep["id"])) == total
         bal = c.get("/v1/billing/balance").json()
         assert D(bal["balance_usd"]) == 10 - total and bal["held_usd"] == 0

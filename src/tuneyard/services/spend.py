@@ -2,7 +2,8 @@
 
 All three read the same ``UsageRecord`` rows, and every record's ``amount_usd`` is exactly the
 charge transaction written with it, so the reports, the transactions and the balance agree to
-the cent by construction. A period belongs to the window it ended in.
+the cent by construction. A period belongs to the window it ended in. Tokens served are read from
+the request log (by request time), which the gateway writes in batches after the fact.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from tuneyard.errors import InvalidRequest
 from tuneyard.services import billing, costs
-from tuneyard.store.models import UsageRecord, utcnow
+from tuneyard.store.models import Deployment, DeploymentRequest, UsageRecord, utcnow
 
 MAX_DAYS = 3660
 
@@ -39,13 +40,24 @@ def _grouped(session: Session, org_id: str, days: int, *keys):
     return start, end, rows
 
 
+def _tokens(session: Session, org_id: str, start, end, key: str | None = None) -> dict:
+    """Tokens served in the window: ``{None: total}``, or per ``Deployment.<key>``."""
+    cols = [getattr(Deployment, key)] if key else []
+    stmt = (select(*cols, func.sum(DeploymentRequest.prompt_tokens + DeploymentRequest.completion_tokens))
+            .join(Deployment, Deployment.id == DeploymentRequest.deployment_id)
+            .where(DeploymentRequest.org_id == org_id, DeploymentRequest.created_at > start,
+                   DeploymentRequest.created_at <= end))
+    if key:
+        return {r[0]: int(r[1] or 0) for r in session.execute(stmt.group_by(*cols)).all()}
+    return {None: int(session.execute(stmt).scalar() or 0)}
+
+
 def _totals(rows, n_keys: int) -> dict:
     amount = sum((Decimal(r[n_keys] or 0) for r in rows), Decimal(0))
     gpu_seconds = sum(float(r[n_keys + 2] or 0) for r in rows)
     return {"cost_usd": costs.money(amount), "unbilled_usd": costs.money(sum((Decimal(r[n_keys + 1] or 0)
                                                                               for r in rows), Decimal(0))),
-            "gpu_hours": round(gpu_seconds / 3600, 6), "gpu_seconds": round(gpu_seconds, 3),
-            "tokens": int(sum(int(r[n_keys + 3] or 0) for r in rows))}
+            "gpu_hours": round(gpu_seconds / 3600, 6), "gpu_seconds": round(gpu_seconds, 3)}
 
 
 def summary(session: Session, org_id: str, days: int = 30) -> dict:
@@ -59,7 +71,7 @@ def summary(session: Session, org_id: str, days: int = 30) -> dict:
                                                                                else Decimal(0)),
         "serving_cost_usd": costs.money(Decimal(serving[1]) if serving else Decimal(0)),
         "unbilled_usd": totals["unbilled_usd"], "gpu_hours": totals["gpu_hours"],
-        "gpu_seconds": totals["gpu_seconds"], "tokens_served": totals["tokens"],
+        "gpu_seconds": totals["gpu_seconds"], "tokens_served": _tokens(session, org_id, start, end)[None],
         "job_count": int(training[5]) if training else 0, "deployment_count": int(serving[5]) if serving else 0,
         "balance_usd": costs.money(billing.balance(session, org_id)), "currency": "usd",
     }
@@ -71,6 +83,7 @@ def breakdown(session: Session, org_id: str, days: int, key: str) -> dict:
     groups: dict[str, list] = {}
     for r in rows:
         groups.setdefault(r[0], []).append(r)
+    tokens = _tokens(session, org_id, start, end, key)
     data = []
     for name, group in groups.items():
         t = _totals([r[1:] for r in group], 1)
@@ -80,7 +93,7 @@ def breakdown(session: Session, org_id: str, days: int, key: str) -> dict:
                                                       else Decimal(0)),
                      "serving_cost_usd": costs.money(Decimal(kinds["deployment"][2]) if "deployment" in kinds
                                                      else Decimal(0)),
-                     "gpu_hours": t["gpu_hours"], "gpu_seconds": t["gpu_seconds"], "tokens_served": t["tokens"],
+                     "gpu_hours": t["gpu_hours"], "gpu_seconds": t["gpu_seconds"], "tokens_served": tokens.get(name, 0),
                      "job_count": int(kinds["training_job"][6]) if "training_job" in kinds else 0,
                      "deployment_count": int(kinds["deployment"][6]) if "deployment" in kinds else 0})
     data.sort(key=lambda d: (-d["cost_usd"], d[key]))

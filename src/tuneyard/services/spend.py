@@ -8,7 +8,8 @@ the request log (by request time), which the gateway writes in batches after the
 
 from __future__ import annotations
 
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from sqlalchemy import func, select
@@ -19,84 +20,88 @@ from tuneyard.services import billing, costs
 from tuneyard.store.models import Deployment, DeploymentRequest, UsageRecord, utcnow
 
 MAX_DAYS = 3660
+KINDS = ("training_job", "deployment")
 
 
-def _window(days: int):
+@dataclass
+class Spend:
+    cost: Decimal = Decimal(0)
+    unbilled: Decimal = Decimal(0)
+    gpu_seconds: float = 0.0
+    resources: int = 0  # distinct jobs or deployments
+
+    def add(self, other: Spend) -> Spend:
+        return Spend(self.cost + other.cost, self.unbilled + other.unbilled, self.gpu_seconds + other.gpu_seconds,
+                     self.resources + other.resources)
+
+
+def _window(days: int) -> tuple[datetime, datetime]:
     if not 1 <= days <= MAX_DAYS:
         raise InvalidRequest(f"days must be between 1 and {MAX_DAYS}", param="days")
     end = utcnow()
     return end - timedelta(days=days), end
 
 
-def _grouped(session: Session, org_id: str, days: int, *keys):
-    start, end = _window(days)
-    cols = [getattr(UsageRecord, k) for k in keys]
+def _spend(session: Session, org_id: str, start: datetime, end: datetime,
+           key: str | None = None) -> dict[tuple[str | None, str], Spend]:
+    """``(group, resource kind) -> Spend``; the group is the value of ``UsageRecord.<key>`` (or None)."""
+    group = getattr(UsageRecord, key) if key else None
+    cols = [c for c in (group, UsageRecord.resource_kind) if c is not None]
     rows = session.execute(
         select(*cols, func.sum(UsageRecord.amount_usd), func.sum(UsageRecord.unbilled_usd),
-               func.sum(UsageRecord.seconds * UsageRecord.gpu_count), func.sum(UsageRecord.tokens),
+               func.sum(UsageRecord.seconds * UsageRecord.gpu_count),
                func.count(func.distinct(UsageRecord.resource_id)))
         .where(UsageRecord.org_id == org_id, UsageRecord.period_end > start, UsageRecord.period_end <= end)
         .group_by(*cols)).all()
-    return start, end, rows
+    out = {}
+    for row in rows:
+        name, kind, amount, unbilled, gpu_seconds, n = row if key else (None, *row)
+        out[(name, kind)] = Spend(Decimal(amount or 0), Decimal(unbilled or 0), float(gpu_seconds or 0), int(n))
+    return out
 
 
-def _tokens(session: Session, org_id: str, start, end, key: str | None = None) -> dict:
-    """Tokens served in the window: ``{None: total}``, or per ``Deployment.<key>``."""
-    cols = [getattr(Deployment, key)] if key else []
+def _tokens(session: Session, org_id: str, start: datetime, end: datetime, key: str | None = None) -> dict:
+    """Tokens served in the window, per ``Deployment.<key>`` (or under None)."""
+    group = getattr(Deployment, key) if key else None
+    cols = [group] if key else []
     stmt = (select(*cols, func.sum(DeploymentRequest.prompt_tokens + DeploymentRequest.completion_tokens))
             .join(Deployment, Deployment.id == DeploymentRequest.deployment_id)
             .where(DeploymentRequest.org_id == org_id, DeploymentRequest.created_at > start,
                    DeploymentRequest.created_at <= end))
     if key:
-        return {r[0]: int(r[1] or 0) for r in session.execute(stmt.group_by(*cols)).all()}
+        return {name: int(n or 0) for name, n in session.execute(stmt.group_by(group)).all()}
     return {None: int(session.execute(stmt).scalar() or 0)}
 
 
-def _totals(rows, n_keys: int) -> dict:
-    amount = sum((Decimal(r[n_keys] or 0) for r in rows), Decimal(0))
-    gpu_seconds = sum(float(r[n_keys + 2] or 0) for r in rows)
-    return {"cost_usd": costs.money(amount), "unbilled_usd": costs.money(sum((Decimal(r[n_keys + 1] or 0)
-                                                                              for r in rows), Decimal(0))),
-            "gpu_hours": round(gpu_seconds / 3600, 6), "gpu_seconds": round(gpu_seconds, 3)}
+def _figures(by_kind: dict[str, Spend], tokens: int) -> dict:
+    total = Spend()
+    for s in by_kind.values():
+        total = total.add(s)
+    training, serving = by_kind.get("training_job", Spend()), by_kind.get("deployment", Spend())
+    return {"cost_usd": costs.money(total.cost), "training_cost_usd": costs.money(training.cost),
+            "serving_cost_usd": costs.money(serving.cost), "unbilled_usd": costs.money(total.unbilled),
+            "gpu_hours": round(total.gpu_seconds / 3600, 6), "gpu_seconds": round(total.gpu_seconds, 3),
+            "tokens_served": tokens, "job_count": training.resources, "deployment_count": serving.resources}
 
 
 def summary(session: Session, org_id: str, days: int = 30) -> dict:
-    start, end, rows = _grouped(session, org_id, days, "resource_kind")
-    by_kind = {r[0]: r for r in rows}
-    training, serving = by_kind.get("training_job"), by_kind.get("deployment")
-    totals = _totals(rows, 1)
-    return {
-        "object": "cost_summary", "org_id": org_id, "days": days, "period_start": start, "period_end": end,
-        "total_cost_usd": totals["cost_usd"], "training_cost_usd": costs.money(Decimal(training[1]) if training
-                                                                               else Decimal(0)),
-        "serving_cost_usd": costs.money(Decimal(serving[1]) if serving else Decimal(0)),
-        "unbilled_usd": totals["unbilled_usd"], "gpu_hours": totals["gpu_hours"],
-        "gpu_seconds": totals["gpu_seconds"], "tokens_served": _tokens(session, org_id, start, end)[None],
-        "job_count": int(training[5]) if training else 0, "deployment_count": int(serving[5]) if serving else 0,
-        "balance_usd": costs.money(billing.balance(session, org_id)), "currency": "usd",
-    }
+    start, end = _window(days)
+    spend = _spend(session, org_id, start, end)
+    figures = _figures({kind: s for (_, kind), s in spend.items()}, _tokens(session, org_id, start, end)[None])
+    return {"object": "cost_summary", "org_id": org_id, "days": days, "period_start": start, "period_end": end,
+            "total_cost_usd": figures.pop("cost_usd"), **figures,
+            "balance_usd": costs.money(billing.balance(session, org_id)), "currency": "usd"}
 
 
 def breakdown(session: Session, org_id: str, days: int, key: str) -> dict:
     """Spend per ``provider`` or per ``gpu_type``, largest first."""
-    start, end, rows = _grouped(session, org_id, days, key, "resource_kind")
-    groups: dict[str, list] = {}
-    for r in rows:
-        groups.setdefault(r[0], []).append(r)
+    start, end = _window(days)
+    spend = _spend(session, org_id, start, end, key)
     tokens = _tokens(session, org_id, start, end, key)
-    data = []
-    for name, group in groups.items():
-        t = _totals([r[1:] for r in group], 1)
-        kinds = {r[1]: r for r in group}
-        data.append({key: name, "cost_usd": t["cost_usd"], "unbilled_usd": t["unbilled_usd"],
-                     "training_cost_usd": costs.money(Decimal(kinds["training_job"][2]) if "training_job" in kinds
-                                                      else Decimal(0)),
-                     "serving_cost_usd": costs.money(Decimal(kinds["deployment"][2]) if "deployment" in kinds
-                                                     else Decimal(0)),
-                     "gpu_hours": t["gpu_hours"], "gpu_seconds": t["gpu_seconds"], "tokens_served": tokens.get(name, 0),
-                     "job_count": int(kinds["training_job"][6]) if "training_job" in kinds else 0,
-                     "deployment_count": int(kinds["deployment"][6]) if "deployment" in kinds else 0})
+    names = sorted({name for name, _ in spend})
+    data = [{key: name, **_figures({k: spend[(name, k)] for k in KINDS if (name, k) in spend}, tokens.get(name, 0))}
+            for name in names]
     data.sort(key=lambda d: (-d["cost_usd"], d[key]))
-    total = sum((Decimal(str(d["cost_usd"])) for d in data), Decimal(0))
+    total = sum((s.cost for s in spend.values()), Decimal(0))
     return {"object": "list", "data": data, "has_more": False, "days": days, "period_start": start,
-            "period_end": end, "total_cost_usd": float(total), "currency": "usd"}
+            "period_end": end, "total_cost_usd": costs.money(total), "currency": "usd"}

@@ -80,8 +80,8 @@ class Worker:
         self._recover()
         self._renew_leases()
         self._check_heartbeats()
-        self._meter()
         self._claim_and_start()
+        self._meter()  # last: a failing metering pass (logged) never holds up scheduling
 
     # -- claiming ----------------------------------------------------------------------------
     def _capacity(self, gpu_type: str) -> int:

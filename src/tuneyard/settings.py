@@ -88,6 +88,11 @@ class Settings(BaseSettings):
     deployment_orphan_timeout_seconds: float = 600.0
     # The request log is written in batches this often, off the request path.
     request_log_flush_seconds: float = 0.25
+    # Synth/OpenAI surface (docs/synth-api.md): a model named in /api/v1/chat/completions is served by an
+    # on-demand deployment, unloaded after this long without requests; a request for a cold model waits
+    # this long for it to load.
+    synth_idle_unload_seconds: float = 600.0
+    synth_cold_start_timeout_seconds: float = 600.0
 
     # Worker threads for the API's sync routes (bursts of concurrent writers each hold one on SQLite).
     api_threads: int = 256

@@ -28,6 +28,7 @@ from tuneyard.api.routes import (
 )
 from tuneyard.api.synth import routers as synth_routers
 from tuneyard.context import Context
+from tuneyard.services.warm_models import Keeper
 
 
 class RequestIdMiddleware:
@@ -68,7 +69,9 @@ def create_app(ctx: Context | None = None) -> FastAPI:
             worker.start()
         app.state.worker = worker
         serving = _start_serving(app, ctx)
+        warm_keeper = Keeper(ctx).start()  # unloads idle on-demand models of /api/v1
         yield
+        warm_keeper.stop()
         await _stop_serving(app, serving)
         if worker:
             worker.stop()

@@ -3,6 +3,6 @@
 Thin adapters over the same services ``/v1`` uses (DESIGN.md §1); see docs/synth-api.md.
 """
 
-from tuneyard.api.synth import balance, files, fine_tuning, models
+from tuneyard.api.synth import balance, files, fine_tuning, inference, models
 
-routers = [files.router, fine_tuning.router, models.router, *balance.routers]
+routers = [files.router, fine_tuning.router, models.router, *balance.routers, *inference.routers]

@@ -18,9 +18,10 @@ class Deployments(ResourceGroup):
     def create(self, model: str, name: str | None = None, *, source: str | None = None,
                gpu_type: str | None = None, gpu_count: int | None = None, provider: str | None = None,
                **extra: Any) -> Deployment:
-        """Serve ``model``: a training job id (``source="training_job"``) or a model name (``"huggingface"``)."""
-        if source is None:
-            source = "training_job" if model.startswith("job_") else "huggingface"
+        """Serve ``model``: a training job id or fine-tune output name, or a base model available here.
+
+        ``source`` (``training_job`` | ``huggingface``) is optional: the server tells them apart.
+        """
         body: dict[str, Any] = {"model": model, "name": name, "source": source, "provider": provider, **extra}
         if gpu_type:
             body["gpu"] = {"gpu_type": gpu_type, "gpu_count": gpu_count or 1}
@@ -88,6 +89,10 @@ class Deployments(ResourceGroup):
     def requests(self, deployment_id: str, *, limit: int = 50, after: str | None = None) -> Page[APIObject]:
         """Per-request logs (status code, latency, tokens), newest first."""
         return self._list(f"/v1/deployments/{deployment_id}/requests", APIObject, limit=limit, after=after)
+
+    def events(self, deployment_id: str) -> Page[APIObject]:
+        """Lifecycle events: queued, provisioning, serving, health changes, stops."""
+        return self._list(f"/v1/deployments/{deployment_id}/events", APIObject, limit=None)
 
     def metrics(self, deployment_id: str) -> dict:
         return self._t.json("GET", f"/v1/deployments/{deployment_id}/metrics")

@@ -7,7 +7,10 @@ and interactive) → stop → billing; plus how user errors look (one line on st
 from __future__ import annotations
 
 import json
+import os
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -34,6 +37,13 @@ def cli(sqlite_server, tmp_path_factory):
     run.url = sqlite_server.url
     run.key = sqlite_server.key
     return run
+
+
+@pytest.fixture
+def logged_in(cli):
+    """The saved login the other commands use (what `test_login_saves_a_private_config` checks)."""
+    ok(cli("login", "--url", cli.url, "--api-key", cli.key))
+    return cli
 
 
 def ok(result) -> str:
@@ -64,7 +74,8 @@ def test_login_saves_a_private_config(cli):
     assert me["url"] == cli.url and me["org_id"].startswith("org_") and me["balance_usd"] > 0
 
 
-def test_user_errors_are_one_line_with_an_exit_code(cli, tmp_path):
+def test_user_errors_are_one_line_with_an_exit_code(logged_in, tmp_path):
+    cli = logged_in
     assert_one_line_error(cli("datasets", "get", "ds_nothing_here"), 1, "No dataset 'ds_nothing_here'")
     assert_one_line_error(cli("datasets", "upload", str(tmp_path / "missing.jsonl")), 1, "no such file")
     bad = tmp_path / "bad.jsonl"
@@ -77,7 +88,8 @@ def test_user_errors_are_one_line_with_an_exit_code(cli, tmp_path):
                           "tuneyard login")
 
 
-def test_upload_train_follow_download_deploy_chat(cli, tmp_path):
+def test_upload_train_follow_download_deploy_chat(logged_in, tmp_path):
+    cli = logged_in
     data = tmp_path / "arith.jsonl"
     data.write_text("\n".join(json.dumps(r) for r in SFT_ROWS) + "\n")
     ds = as_json(cli("datasets", "upload", str(data), "--name", "arith", "--json"))
@@ -134,3 +146,41 @@ def test_upload_train_follow_download_deploy_chat(cli, tmp_path):
     assert any(t["reference"] == job["id"] and t["amount_usd"] < 0 for t in txns)
     assert ok(cli("cost", "summary"))
     assert "cli-e2e" in ok(cli("models"))
+
+
+def test_rewards_keys_cost_and_billing_commands(logged_in, sqlite_server, tmp_path):
+    cli = logged_in
+    reward = tmp_path / "brevity.py"
+    reward.write_text("def reward(prompts, completions, **kwargs):\n"
+                      "    return [1.0 / (1 + len(c)) for c in completions]\n")
+    rf = as_json(cli("rewards", "upload", str(reward), "--json"))
+    assert rf["name"] == "brevity" and rf["format"] == "trl"
+    assert rf["id"] in ok(cli("rewards", "list"))
+    assert "def reward" in ok(cli("rewards", "get", rf["id"], "--source"))
+    not_python = tmp_path / "oops.py"
+    not_python.write_text("this is not python(\n")
+    result = cli("rewards", "upload", str(not_python))
+    assert result.exit_code == 1 and result.stderr.startswith("error:") and "Traceback" not in result.stderr
+
+    # keys: through the API when logged in ...
+    made = as_json(cli("keys", "create", "--name", "ci", "--json"))
+    assert made["key"].startswith("vk_")
+    assert made["id"] in ok(cli("keys", "list"))
+    assert as_json(cli("whoami", "--json", extra_env={"TUNEYARD_API_KEY": made["key"]}))["api_key_id"] == made["id"]
+    assert as_json(cli("keys", "revoke", made["id"], "--json"))["revoked"] is True
+    assert cli("whoami", extra_env={"TUNEYARD_API_KEY": made["key"]}).exit_code == 4
+    # ... and on the database as admin with --org (a separate process, reading the server's settings).
+    env = {**os.environ, "TUNEYARD_DATA_DIR": str(sqlite_server.ctx.settings.data_dir), "TUNEYARD_DATABASE_URL": ""}
+    admin = subprocess.run([sys.executable, "-m", "tuneyard", "keys", "create", "--org", "default", "--name",
+                            "admin-made", "--json"], env=env, capture_output=True, text=True, timeout=120)
+    assert admin.returncode == 0, admin.stderr
+    admin_key = json.loads(admin.stdout)["key"]
+    assert as_json(cli("billing", "balance", "--json", extra_env={"TUNEYARD_API_KEY": admin_key}))["org_id"]
+
+    estimate = as_json(cli("cost", "estimate", "--gpu-type", "A100-80GB", "--hours", "2", "--json"))
+    assert estimate["gpu_type"] == "A100-80GB" and estimate["duration_minutes"] == 120 and estimate["cost_usd"] > 0
+    assert "A100-80GB" in ok(cli("cost", "compare", "--gpu-type", "A100-80GB"))
+    assert "A100-80GB" in ok(cli("cost", "rates"))
+    balance = as_json(cli("billing", "balance", "--json"))
+    assert ok(cli("billing", "balance")).startswith(f"balance ${balance['balance_usd']:,.2f}")
+    assert "grant" in ok(cli("billing", "transactions"))

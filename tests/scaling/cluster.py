@@ -56,7 +56,7 @@ class WorkerProcess:
         self.proc: subprocess.Popen | None = None
         self.log_path = data_dir / "worker.log"
 
-    def start(self) -> "WorkerProcess":
+    def start(self) -> WorkerProcess:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen([sys.executable, "-m", "tuneyard", "worker"], env=self.env,
@@ -122,7 +122,8 @@ def kill_runners(root: Path) -> None:
     for d in Path("/proc").iterdir():
         if d.name.isdigit() and int(d.name) != os.getpid():
             try:
-                if str(root).encode() in (d / "cmdline").read_bytes():
+                if str(root).encode() in (d / "cmdline").read_bytes() or \
+                        os.readlink(d / "cwd").startswith(str(root)):
                     os.kill(int(d.name), signal.SIGKILL)
             except OSError:
                 pass
@@ -222,10 +223,13 @@ class S3:
 @pytest.fixture(scope="module")
 def s3_server() -> Iterator[str]:
     """moto's S3 server on a loopback port, for the whole module."""
+    import logging
+
     from moto.server import ThreadedMotoServer
 
     from tests.conftest import free_port
 
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request otherwise
     port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
@@ -242,3 +246,136 @@ def s3(s3_server, monkeypatch) -> S3:
     store = S3(s3_server, bucket)
     store.client().create_bucket(Bucket=bucket)
     return store
+
+
+# -- a local Ray head ---------------------------------------------------------------------------
+@dataclass
+class RayHead:
+    address: str  # the Jobs API (dashboard)
+    temp_dir: Path
+
+    def client(self):
+        from ray.job_submission import JobSubmissionClient
+
+        return JobSubmissionClient(self.address)
+
+    def jobs_of(self, job_id: str) -> list:
+        return [d for d in self.client().list_jobs() if (d.metadata or {}).get("tuneyard_job") == job_id]
+
+
+@pytest.fixture(scope="module")
+def ray_head() -> Iterator[RayHead]:
+    """A one-node Ray cluster (1 CPU, dashboard + job server on loopback) for the module, stopped after."""
+    pytest.importorskip("ray.job_submission", reason="the Ray executor tests need the 'ray' extra "
+                                                     "(pip install -e '.[ray]'); ray is not installed")
+    import tempfile
+
+    from tests.conftest import free_port
+
+    temp_dir = Path(tempfile.mkdtemp(prefix="ray-", dir="/tmp"))  # short: Ray's socket paths have a limit
+    dash = free_port()
+    ray = Path(sys.executable).parent / "ray"
+    cmd = [str(ray), "start", "--head", "--block", "--num-cpus=1", "--num-gpus=0", "--node-ip-address=127.0.0.1",
+           f"--port={free_port()}", "--include-dashboard=true", "--dashboard-host=127.0.0.1",
+           f"--dashboard-port={dash}", f"--ray-client-server-port={free_port()}",
+           f"--dashboard-agent-listen-port={free_port()}", "--object-store-memory=80000000",
+           f"--temp-dir={temp_dir}", "--disable-usage-stats"]
+    log = open(temp_dir / "head.log", "ab")
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "RAY_USAGE_STATS_ENABLED": "0"})
+    head = RayHead(f"http://127.0.0.1:{dash}", temp_dir)
+    deadline = time.time() + 180
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(f"ray start exited: {(temp_dir / 'head.log').read_text()[-3000:]}")
+        try:
+            head.client().list_jobs()  # the job server answers
+            break
+        except Exception:
+            if time.time() > deadline:
+                proc.kill()
+                raise RuntimeError(f"Ray head did not come up: {(temp_dir / 'head.log').read_text()[-3000:]}")
+            time.sleep(1)
+    yield head
+    proc.terminate()  # `ray start --block` stops the processes it started
+    try:
+        proc.wait(60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    kill_runners(temp_dir)  # whatever is left of this head (its processes name the temp dir)
+    import shutil
+
+    shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+# -- a real sshd on a loopback port ---------------------------------------------------------------
+@dataclass
+class Sshd:
+    port: int
+    host_key: str  # the server's public key line, to pin it
+    authorized_keys: Path
+    user: str
+
+
+def new_ssh_key_pair() -> tuple[str, str]:
+    """(private key in OpenSSH format, public key line): an ed25519 pair, as a user would upload."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    key = Ed25519PrivateKey.generate()
+    private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH,
+                                serialization.NoEncryption()).decode()
+    public = key.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+    return private, public.decode() + " tuneyard-test"
+
+
+@pytest.fixture(scope="module")
+def sshd(tmp_path_factory) -> Iterator[Sshd]:
+    """OpenSSH's sshd on 127.0.0.1 with a throw-away host key; logins by the keys in ``authorized_keys``."""
+    import getpass
+
+    from tests.conftest import free_port
+
+    binary = Path("/usr/sbin/sshd")
+    if not binary.exists():
+        pytest.fail("the SSH executor test needs OpenSSH's sshd: apt-get install openssh-server "
+                    "(scripts/install.sh --test does it)")
+    d = tmp_path_factory.mktemp("sshd")
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(d / "host_key")], check=True)
+    authorized = d / "authorized_keys"
+    authorized.touch(mode=0o600)
+    port = free_port()
+    (d / "sshd_config").write_text(f"""Port {port}
+ListenAddress 127.0.0.1
+HostKey {d / 'host_key'}
+PidFile {d / 'sshd.pid'}
+AuthorizedKeysFile {authorized}
+PubkeyAuthentication yes
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+PermitRootLogin prohibit-password
+StrictModes no
+UsePAM no
+Subsystem sftp internal-sftp
+LogLevel ERROR
+""")
+    Path("/run/sshd").mkdir(exist_ok=True)  # its privilege-separation folder
+    log = open(d / "sshd.log", "ab")
+    proc = subprocess.Popen([str(binary), "-D", "-e", "-f", str(d / "sshd_config")], stdout=log, stderr=log)
+    deadline = time.time() + 30
+    while True:
+        try:
+            import socket
+
+            with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
+                if s.recv(4).startswith(b"SSH-"):
+                    break
+        except OSError:
+            pass
+        if proc.poll() is not None or time.time() > deadline:
+            proc.kill()
+            raise RuntimeError(f"sshd did not start: {(d / 'sshd.log').read_text()}")
+        time.sleep(0.2)
+    host_key = " ".join((d / "host_key.pub").read_text().split()[:2])
+    yield Sshd(port, host_key, authorized, getpass.getuser())
+    proc.terminate()
+    proc.wait(10)

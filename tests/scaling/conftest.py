@@ -1,3 +1,3 @@
 """Fixtures of the scaling tests (defined in ``cluster.py`` beside this file)."""
 
-from tests.scaling.cluster import cluster, pg_database, s3, s3_server  # noqa: F401
+from tests.scaling.cluster import cluster, pg_database, ray_head, s3, s3_server, sshd  # noqa: F401

@@ -8,6 +8,7 @@ that dies half-way is resumed by another without losing or repeating anything of
 from __future__ import annotations
 
 import logging
+from collections import deque
 from pathlib import Path
 
 from sqlalchemy import select
@@ -16,9 +17,10 @@ from sqlalchemy.orm import Session
 from tuneyard.context import Context
 from tuneyard.ids import new_id
 from tuneyard.scheduler.executor import Executor, Handle
-from tuneyard.scheduler.workspace import upload_checkpoint
+from tuneyard.scheduler.workspace import checkpoints_prefix, upload_checkpoint
 from tuneyard.services.job_states import TERMINAL, add_event, add_log_lines, transition
 from tuneyard.store.models import Checkpoint, TrainingJob
+from tuneyard.training.staging import checkpoint_label
 
 log = logging.getLogger("tuneyard.scheduler")
 MAX_ATTEMPTS = 3
@@ -36,6 +38,8 @@ class Relay:
         self.job_id, self.handle = job_id, handle
         self.cancel_sent = False
         self.final: dict | None = None  # the runner's terminal status line
+        # Remote executors interleave the runner's stderr with its protocol lines: kept for a crash report.
+        self.stderr: deque[str] = deque(maxlen=15)
 
     def run(self) -> None:
         try:
@@ -68,7 +72,9 @@ class Relay:
 
     def _apply(self, s: Session, job: TrainingJob, line: dict) -> None:
         kind = line.get("type")
-        if kind == "log":
+        if kind == "stderr":
+            self.stderr.append(str(line.get("message", "")))
+        elif kind == "log":
             add_log_lines(s, job.id, [str(line.get("message", ""))])
         elif kind == "metrics":
             self._metrics(s, job, line)
@@ -100,17 +106,21 @@ class Relay:
         add_event(s, job.id, "metrics", " ".join(parts), data=data)
 
     def _checkpoint(self, s: Session, job: TrainingJob, line: dict) -> None:
-        local = Path(str(line.get("path", "")))
-        if not local.is_dir():
-            add_event(s, job.id, "checkpoint.missing", f"Runner reported a checkpoint at {local} but it is not there",
-                      level="warning")
-            return
         step = int(line.get("step") or job.current_step or 0)
         final = bool(line.get("final"))
-        label = "final" if final else f"step-{step}"
-        prefix, files = upload_checkpoint(self.ctx, job, local, label)
+        label = checkpoint_label(step, final)
+        if line.get("uploaded"):  # a remote runner published it to blob storage itself
+            prefix, files, local_path = f"{checkpoints_prefix(job)}/{label}", list(line.get("files") or []), None
+        else:
+            local = Path(str(line.get("path", "")))
+            if not local.is_dir():
+                add_event(s, job.id, "checkpoint.missing",
+                          f"Runner reported a checkpoint at {local} but it is not there", level="warning")
+                return
+            prefix, files = upload_checkpoint(self.ctx, job, local, label)
+            local_path = str(local)
         ckpt = Checkpoint(id=new_id("checkpoint"), job_id=job.id, step=step, final=final, blob_prefix=prefix,
-                          files=files, local_path=str(local), metrics={"loss": job.current_loss})
+                          files=files, local_path=local_path, metrics={"loss": job.current_loss})
         s.add(ckpt)
         s.flush()
         add_event(s, job.id, "checkpoint.saved", f"Checkpoint saved at step {step}" + (" (final)" if final else ""),
@@ -132,7 +142,7 @@ class Relay:
 
     def _lost(self, s: Session, job: TrainingJob, exit_code: int | None) -> None:
         """The runner ended without a terminal status: resume from a checkpoint, or fail."""
-        tail = _stderr_tail(self.handle)
+        tail = _stderr_tail(self.handle) or [f"[stderr] {t}" for t in self.stderr]
         if tail:
             add_log_lines(s, job.id, tail)
         last = s.execute(select(Checkpoint).where(Checkpoint.job_id == job.id).order_by(Checkpoint.step.desc())

@@ -121,7 +121,8 @@ class Worker:
             try:
                 with self.ctx.db.session() as s:
                     job = s.execute(select(TrainingJob).where(TrainingJob.id == job_id)).scalar_one()
-                    workdir, spec_path = workspace.prepare(self.ctx, s, job)
+                    workdir, spec_path = workspace.prepare(self.ctx, s, job,
+                                                           remote=getattr(self.executor, "remote", False))
                     gpu_type, gpu_count = job.gpu_type, job.gpu_count
                 handle = self.executor.submit(job_id, workdir, spec_path, gpu_type=gpu_type, gpu_count=gpu_count)
                 with self.ctx.db.session() as s:

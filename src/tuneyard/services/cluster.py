@@ -70,9 +70,10 @@ def available_shapes() -> list[dict]:
     return [{"type": t, "count": n} for t, n in local_inventory().items()]
 
 
-def resolve_shape(requested: dict | None) -> GpuShape:
-    """The shape a job or deployment gets. Accepts {type,count} and {gpu_type,gpu_count}."""
-    inventory = local_inventory()
+def resolve_shape(requested: dict | None, inventory: dict[str, int] | None = None) -> GpuShape:
+    """The shape a job or deployment gets. Accepts {type,count} and {gpu_type,gpu_count}.
+    ``inventory``: the hardware to check against (services.compute), this machine's by default."""
+    inventory = inventory if inventory is not None else local_inventory()
     if not requested:
         gpu_type = next(iter(inventory))
         return GpuShape(gpu_type, 1)

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from tuneyard import modelhub
 from tuneyard.errors import InvalidRequest, NotFound, RateLimited
 from tuneyard.ids import new_id
-from tuneyard.services import billing, cluster, datasets, hyperparameters, job_billing, rates, rewards
+from tuneyard.services import billing, cluster, compute, datasets, hyperparameters, job_billing, rates, rewards
 from tuneyard.services.dataset_formats import check_method
 from tuneyard.services.job_states import ACTIVE, TERMINAL, add_event, add_log_lines, transition
 from tuneyard.settings import Settings
@@ -71,7 +71,7 @@ def create(session: Session, settings: Settings, org_id: str, req: JobRequest) -
     except modelhub.ModelNotFound as exc:
         raise InvalidRequest(str(exc), param="base_model", code="model_not_found") from None
     hp = hyperparameters.normalize(req.hyperparameters)
-    shape = cluster.resolve_shape(req.gpu)
+    shape = cluster.resolve_shape(req.gpu, compute.inventory(settings))  # what the executor runs on
     provider = rates.choose_provider(settings, shape.type, req.provider)
     resume_from = None
     if req.resume_from:

@@ -1,4 +1,7 @@
-"""Entry point: ``python -m tuneyard.training SPEC.json``.
+"""Entry point: ``python -m tuneyard.training SPEC.json [--workdir DIR]``.
+
+``--workdir`` is where inputs given as URLs are fetched to and a relative ``output_dir`` goes
+(default: the spec's folder); see staging.py.
 
 Contract with the scheduler / executors:
 
@@ -28,11 +31,14 @@ os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 import signal  # noqa: E402
 import sys  # noqa: E402
 import traceback  # noqa: E402
+from pathlib import Path  # noqa: E402
 
+from . import staging  # noqa: E402
 from .events import CancelState, Emitter, JobFailure  # noqa: E402
 from .spec import SpecError, load_spec  # noqa: E402
 
 EXIT_OK, EXIT_FAILED, EXIT_FORCED = 0, 1, 130
+USAGE = "usage: python -m tuneyard.training SPEC.json [--workdir DIR]"
 
 
 def _find_failure(exc: BaseException) -> JobFailure | None:
@@ -82,17 +88,26 @@ def main(argv: list[str] | None = None) -> int:
 
     ctx = RunContext()
     _install_signal_handlers(emitter, cancel, ctx)
+    workdir = None
+    if len(argv) == 3 and argv[1] == "--workdir":
+        argv, workdir = argv[:1], Path(argv[2])
     if len(argv) != 1 or argv[0] in ("-h", "--help"):
-        print("usage: python -m tuneyard.training SPEC.json", file=sys.stderr)
-        emitter.terminal(
-            "failed", final_step=None, error={"code": "invalid_spec", "message": "usage: python -m tuneyard.training SPEC.json"}
-        )
+        print(USAGE, file=sys.stderr)
+        emitter.terminal("failed", final_step=None, error={"code": "invalid_spec", "message": USAGE})
         return EXIT_FAILED
     try:
         spec = load_spec(argv[0])
+        # Inputs given as blob URLs are fetched into the work folder (default: the spec's folder).
+        staging.localize(spec, workdir or Path(argv[0]).resolve().parent)
     except SpecError as exc:
         emitter.terminal("failed", final_step=None, error={"code": "invalid_spec", "message": str(exc)})
         return EXIT_FAILED
+    except Exception as exc:  # an input that cannot be fetched fails the job with the reason
+        emitter.terminal("failed", final_step=None,
+                         error={"code": "input_unavailable", "message": f"could not fetch the job's inputs: {exc}"})
+        return EXIT_FAILED
+    if spec.output_url:
+        emitter.on_checkpoint = staging.uploader(spec.output_url)
     emitter.log(f"job {spec.job_id}: {spec.method.upper()} on {spec.base_model}")
 
     from .runner import run  # noqa: PLC0415

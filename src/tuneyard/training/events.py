@@ -60,6 +60,8 @@ class Emitter:
         self._stream = stream if stream is not None else sys.stdout
         self._lock = threading.RLock()  # re-entrant: the signal handler may emit
         self.terminal_sent = False
+        # Called with each checkpoint event before it is written (e.g. to upload it); returns the event.
+        self.on_checkpoint = None
 
     @classmethod
     def take_stdout(cls) -> "Emitter":
@@ -71,6 +73,8 @@ class Emitter:
         return cls(os.fdopen(proto_fd, "w", buffering=1, encoding="utf-8"))
 
     def emit(self, event: dict[str, Any]) -> None:
+        if event.get("type") == "checkpoint" and self.on_checkpoint is not None:
+            event = self.on_checkpoint(event)
         line = json.dumps(_clean(event), allow_nan=False, separators=(",", ":"))
         with self._lock:
             self._stream.write(line + "\n")

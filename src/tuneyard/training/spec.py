@@ -1,8 +1,8 @@
 """The job spec: the one self-contained JSON document a training runner needs.
 
-The scheduler writes it, the runner (``python -m tuneyard.training SPEC.json``) reads it. It carries
-absolute local paths only (dataset, reward files, output folder): fetching blobs to and from object
-storage is the executor's job, so the runner behaves the same on this machine, a Ray worker or a VM.
+The scheduler writes it, the runner (``python -m tuneyard.training SPEC.json``) reads it. For a runner
+on this machine it carries local paths (dataset, reward files, output folder); for one on a Ray node
+or an SSH host the inputs are blob URLs and ``output_url`` says where checkpoints go (staging.py).
 
 This module is imported by the API for validation (``KNOWN_HYPERPARAMETERS``, ``validate_hyperparameters``),
 so it must stay free of heavy imports (no torch / transformers / trl here).
@@ -93,6 +93,8 @@ class TrainingSpec:
     resume_from: str | None = None
     device: str = "auto"
     reward_timeout_seconds: float = 30.0
+    # Where checkpoints are published (s3:// or file://) by a runner away from tuneyard; see staging.py.
+    output_url: str | None = None
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)
@@ -257,6 +259,7 @@ def parse_spec(data: dict[str, Any]) -> TrainingSpec:
         resume_from=data.get("resume_from") or None,
         device=device,
         reward_timeout_seconds=float(timeout),
+        output_url=data.get("output_url") or None,
     )
 
 

@@ -21,7 +21,9 @@ ROWS = [{"messages": [{"role": "user", "content": f"What is {i} plus {i}?"},
 TINY = {"max_steps": 2, "batch_size": 2, "learning_rate": 5e-4, "max_length": 64, "lora_r": 4, "seed": 1}
 TERMINAL = ("succeeded", "failed", "cancelled")
 # One worker process per served model; two models are served here (the fine-tune and its base).
-SERVER_SETTINGS = {"inference_max_model_len": 512, "inference_default_max_tokens": 32, "cpu_deployment_slots": 2}
+# One torch thread per worker: on a shared 2-core machine oversubscribed threads slow decoding most.
+SERVER_SETTINGS = {"inference_max_model_len": 512, "inference_default_max_tokens": 32, "cpu_deployment_slots": 2,
+                   "inference_threads": 1}
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +51,7 @@ def wait_for(client: openai.OpenAI, job_id: str, timeout: float = 900):
 
 
 @pytest.fixture(scope="module")
-def run(client):
+def run(client, native):
     """Upload, start the fine-tune, start (and cancel) a second job behind it, wait for the first."""
     data = "".join(json.dumps(r) + "\n" for r in ROWS).encode()
     file = client.files.create(file=("sums.jsonl", data), purpose="fine-tune")
@@ -58,6 +60,9 @@ def run(client):
     # With one CPU job slot the second job waits behind the first; cancelling it ends it at once.
     second = client.fine_tuning.jobs.create(model=MODEL, training_file=file.id, hyperparameters={"n_epochs": 1})
     cancelled = client.fine_tuning.jobs.cancel(second.id)
+    # Load the base model while the fine-tune trains (synth-ai's warmup route; also checked below).
+    warming = native.post(f"/api/v1/warmup/{MODEL}").json()
+    assert warming["status"] == "warming", warming
     done = wait_for(client, job.id)
     return {"file": file, "created": job, "job": done, "second": second, "cancelled": cancelled}
 
@@ -118,16 +123,16 @@ def served(request, run):
 
 
 def test_chat_completions(client, served):
-    r = client.chat.completions.create(model=served, max_tokens=12, temperature=0,
+    r = client.chat.completions.create(model=served, max_tokens=8, temperature=0,
                                        messages=[{"role": "user", "content": "What is 3 plus 3?"}])
     assert r.object == "chat.completion" and r.model == served
     assert r.choices[0].message.role == "assistant" and r.choices[0].message.content.strip()
     assert r.choices[0].finish_reason in ("stop", "length")
-    assert r.usage.prompt_tokens > 0 and 0 < r.usage.completion_tokens <= 12
+    assert r.usage.prompt_tokens > 0 and 0 < r.usage.completion_tokens <= 8
 
 
 def test_chat_completions_stream(client, served):
-    stream = client.chat.completions.create(model=served, max_tokens=12, stream=True,
+    stream = client.chat.completions.create(model=served, max_tokens=8, stream=True,
                                             stream_options={"include_usage": True},
                                             messages=[{"role": "user", "content": "Count to five."}])
     chunks = list(stream)
@@ -138,13 +143,13 @@ def test_chat_completions_stream(client, served):
 
 
 def test_responses(client, served):
-    r = client.responses.create(model=served, input="What is 2 plus 2?", max_output_tokens=12,
+    r = client.responses.create(model=served, input="What is 2 plus 2?", max_output_tokens=8,
                                 instructions="Answer briefly.")
     assert r.object == "response" and r.status in ("completed", "incomplete") and r.model == served
     assert r.output[0].type == "message" and r.output[0].content[0].type == "output_text"
     assert r.output_text.strip() and r.usage.output_tokens > 0
     events = list(client.responses.create(model=served, input=[{"role": "user", "content": "Say hi."}],
-                                          max_output_tokens=8, stream=True))
+                                          max_output_tokens=6, stream=True))
     kinds = [e.type for e in events]
     assert kinds[:2] == ["response.created", "response.in_progress"]
     assert kinds[-1] in ("response.completed", "response.incomplete")
@@ -210,3 +215,19 @@ def test_idle_models_are_unloaded(sqlite_server, run, native):
         assert any(d["name"] == ft for d in stopped)
     finally:
         sqlite_server.ctx.settings.synth_idle_unload_seconds = 600.0
+
+
+def test_delete_fine_tuned_model(client, run, native):
+    """Last of all: deleting the fine-tune unlists it, ends what serves it, and removes its checkpoints."""
+    job = run["job"]
+    deleted = client.models.delete(job.fine_tuned_model)
+    assert deleted.deleted is True and deleted.id == job.fine_tuned_model
+    assert job.fine_tuned_model not in {m.id for m in client.models.list()}
+    assert job.fine_tuned_model not in {m["id"] for m in native.get("/v1/models").json()["data"]}
+    with pytest.raises(openai.NotFoundError) as err:
+        client.chat.completions.create(model=job.fine_tuned_model, messages=[{"role": "user", "content": "Hi"}])
+    assert "deleted" in err.value.message
+    with pytest.raises(openai.NotFoundError):
+        client.models.delete(job.fine_tuned_model)
+    assert native.get(f"/v1/training_jobs/{job.training_job_id}/model").status_code == 400
+    assert client.fine_tuning.jobs.retrieve(job.id).status == "succeeded"  # the job itself stays

@@ -15,4 +15,5 @@ def base_models() -> list[dict]:
 
 def fine_tunes(session: Session, org_id: str) -> list[TrainingJob]:
     return list(session.execute(select(TrainingJob).where(
-        TrainingJob.org_id == org_id, TrainingJob.status == "completed").order_by(TrainingJob.seq.desc())).scalars())
+        TrainingJob.org_id == org_id, TrainingJob.status == "completed",
+        TrainingJob.model_deleted_at.is_(None)).order_by(TrainingJob.seq.desc())).scalars())

@@ -23,8 +23,8 @@ from datetime import datetime
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
-from tuneyard.errors import InvalidRequest
-from tuneyard.services import billing, deployments
+from tuneyard.errors import InvalidRequest, NotFound
+from tuneyard.services import billing, deployments, synth_models
 from tuneyard.services.deployment_states import ACTIVE, TERMINAL
 from tuneyard.settings import Settings
 from tuneyard.store.models import Deployment, DeploymentRequest, utcnow
@@ -64,6 +64,8 @@ def ensure(session: Session, settings: Settings, org_id: str, model: str, gpu: d
         billing.lock_org(session, org_id)  # concurrent first requests for a cold model queue one deployment
         dep = find_active(session, org_id, model)
     created = dep is None
+    if dep is None and synth_models.deleted_fine_tune(session, org_id, model) is not None:
+        raise NotFound(f"The model {model!r} was deleted", param="model", code="model_not_found")
     if dep is None:
         dep = deployments.create(session, settings, org_id, deployments.DeploymentRequest(
             model=model, name=model, gpu={"type": gpu["type"], "count": gpu.get("count", 1)}))

@@ -199,6 +199,8 @@ class TrainingJob(Base):
     provisioning_at: Mapped[datetime | None]
     started_at: Mapped[datetime | None]
     completed_at: Mapped[datetime | None]
+    # Its fine-tuned model was deleted (DELETE /api/v1/models/{id}): checkpoints gone, no longer listed.
+    model_deleted_at: Mapped[datetime | None]
 
 
 class JobEvent(Base):

@@ -9,6 +9,13 @@ PY=${PYTHON:-python3}
 extras=""
 [ "${1:-}" = "--test" ] && extras="[test]"
 
+if [ -n "$extras" ] && ! command -v chromium >/dev/null 2>&1; then
+  # The dashboard's browser tests drive Debian's chromium through Playwright (never `playwright install`).
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
+  $SUDO apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends chromium fonts-dejavu-core
+fi
+
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 . .venv/bin/activate
 pip install -q --upgrade pip

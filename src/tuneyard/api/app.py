@@ -9,6 +9,7 @@ import anyio.to_thread
 from fastapi import FastAPI
 
 from tuneyard import __version__
+from tuneyard.api import dashboard
 from tuneyard.api.errors import install_error_handlers
 from tuneyard.api.routes import (
     api_keys,
@@ -93,6 +94,7 @@ def create_app(ctx: Context | None = None) -> FastAPI:
     app.include_router(deployment_gateway.router)
     for router in synth_routers:  # /api/v1 and the /api aliases (docs/synth-api.md)
         app.include_router(router)
+    dashboard.install(app)  # the web dashboard at / (files under tuneyard/web)
     return app
 
 

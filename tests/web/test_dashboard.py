@@ -1,0 +1,320 @@
+"""The web dashboard in a real browser (Playwright driving Debian's chromium, headless) against a real
+``tuneyard serve`` process with its scheduler: sign in, upload a dataset (drag and drop, with a
+validation error shown by line first), upload a reward function, start a real SFT job on the bundled
+model and watch its loss chart gain points, deploy the fine-tune and chat with it in the playground
+(the answer streams in), look at cost & billing, create and revoke an API key, and check the phone
+width in dark mode. Screenshots of each page go to ``test-output/screenshots/``.
+
+``scripts/install.sh --test`` installs chromium; without it these tests fail (they never skip).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from tests.conftest import ServeProcess
+from tests.deploy_helpers import stop_all
+
+CHROMIUM = os.environ.get("TUNEYARD_TEST_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+SHOTS = Path(__file__).resolve().parents[2] / "test-output" / "screenshots"
+QUICKSTART = Path(__file__).resolve().parents[2] / "src" / "tuneyard" / "data"
+SFT_ROWS = [{"messages": [{"role": "user", "content": f"What is {i} plus {i}?"},
+                          {"role": "assistant", "content": f"{i} plus {i} is {2 * i}."}]} for i in range(1, 9)]
+# The machine is shared and slow: generous waits everywhere; nothing here asserts on timing.
+LONG = 420_000
+MEDIUM = 120_000
+
+
+@pytest.fixture(scope="module")
+def serve(tmp_path_factory) -> Iterator[ServeProcess]:
+    data_dir = tmp_path_factory.mktemp("web-data")
+    proc = ServeProcess(data_dir, env={"HF_HUB_OFFLINE": "1", "TUNEYARD_INFERENCE_THREADS": "1",
+                                       "TUNEYARD_DEPLOYMENT_HEALTH_INTERVAL_SECONDS": "1"})
+    proc.start(timeout=180)
+    yield proc
+    try:
+        with proc.client() as c:
+            stop_all(c, data_dir)
+    finally:
+        proc.stop()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"chromium is required for the dashboard tests and was not found at {CHROMIUM}; "
+                    "install it with `scripts/install.sh --test` (Debian package `chromium`)")
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+def shot(page: Page, name: str) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+def watch_errors(page: Page) -> list[str]:
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(f"page error: {exc}"))
+    # Refused requests (the wrong key, a job's log before it has a runner) are part of the story;
+    # what must not happen is a script error.
+    page.on("console", lambda msg: errors.append(f"console: {msg.text}")
+            if msg.type == "error" and not msg.text.startswith("Failed to load resource") else None)
+    return errors
+
+
+def sign_in(page: Page, url: str, key: str) -> None:
+    page.goto(url + "/")
+    page.get_by_label("API key").fill(key)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("navigation", name="Main")).to_be_visible()
+
+
+def nav(page: Page, name: str) -> None:
+    page.get_by_role("navigation", name="Main").get_by_role("link", name=name).click()
+    expect(page.get_by_role("heading", name=name, level=1)).to_be_visible()
+
+
+def drop_file(page: Page, selector: str, name: str, text: str) -> None:
+    """A real drop event on the drop zone, carrying a File, as a drag from the desktop does."""
+    data = page.evaluate_handle("""([name, text]) => {
+        const dt = new DataTransfer();
+        dt.items.add(new File([text], name, { type: "application/octet-stream" }));
+        return dt;
+    }""", [name, text])
+    page.dispatch_event(selector, "dragenter", {"dataTransfer": data})
+    page.dispatch_event(selector, "drop", {"dataTransfer": data})
+
+
+def test_train_deploy_chat_and_revoke_in_the_browser(serve: ServeProcess, browser: Browser):
+    context = browser.new_context(viewport={"width": 1366, "height": 900}, color_scheme="light")
+    page = context.new_page()
+    page.set_default_timeout(60_000)
+    errors = watch_errors(page)
+
+    # ---- sign in: a wrong key is refused, the bootstrap key works ----
+    page.goto(serve.url + "/")
+    expect(page.get_by_role("heading", name="Sign in to tuneyard")).to_be_visible()
+    shot(page, "01-sign-in")
+    page.get_by_label("API key").fill("vk_not_a_real_key_000000000000000000")
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("alert")).to_contain_text("not accepted")
+    page.get_by_label("API key").fill(serve.key)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("heading", name="Training jobs", level=1)).to_be_visible()
+    expect(page.get_by_text("No training jobs yet")).to_be_visible()
+
+    # ---- datasets: a bad file dropped shows the server's error by line, then a good one uploads ----
+    nav(page, "Datasets")
+    expect(page.get_by_role("heading", name="Datasets", level=1)).to_be_visible()
+    bad = "\n".join([json.dumps(SFT_ROWS[0]), '{"messages": [{"role": "user", "content": "hi"}', json.dumps(SFT_ROWS[1])])
+    drop_file(page, "[data-testid=dropzone]", "broken.jsonl", bad)
+    expect(page.get_by_text("broken.jsonl ·")).to_be_visible()
+    page.get_by_role("button", name="Upload", exact=True).click()
+    errors_list = page.get_by_role("list", name="Validation errors")
+    expect(errors_list).to_contain_text("Line 2:")
+    expect(errors_list).to_contain_text("not valid JSON")
+    expect(errors_list.locator("code").first).to_contain_text('"content": "hi"')
+    shot(page, "02-datasets-validation-error")
+
+    page.get_by_label("Name").fill("web-sft")
+    drop_file(page, "[data-testid=dropzone]", "sft.jsonl", "\n".join(json.dumps(r) for r in SFT_ROWS) + "\n")
+    page.get_by_role("button", name="Upload", exact=True).click()
+    expect(page.get_by_role("heading", name="web-sft", level=1)).to_be_visible()
+    expect(page.locator("[data-stat=format] .value")).to_have_text("chat")
+    preview = page.get_by_role("table", name="Dataset preview")
+    expect(preview).to_contain_text("What is 1 plus 1?")
+    expect(preview).to_contain_text("1 plus 1 is 2.")
+    shot(page, "03-dataset-preview")
+
+    # ---- reward functions: upload a Python file, see it highlighted ----
+    nav(page, "Reward functions")
+    page.get_by_label("File to upload").set_input_files(str(QUICKSTART / "quickstart_reward.py"))
+    page.get_by_label("Name").fill("sum-reward")
+    page.get_by_role("button", name="Upload", exact=True).click()
+    expect(page.get_by_role("heading", name="sum-reward", level=1)).to_be_visible()
+    source = page.get_by_label("Source of sum-reward")
+    expect(source).to_contain_text("def reward(prompts, completions, answer, **kwargs):")
+    expect(source.locator(".tok-kw", has_text="def")).to_be_visible()
+    expect(source.locator(".tok-fn", has_text="reward")).to_be_visible()
+    shot(page, "04-reward-function")
+
+    # ---- a new SFT job: the estimate shows before submitting ----
+    nav(page, "Training jobs")
+    page.get_by_role("link", name="New training job").click()
+    expect(page.get_by_role("heading", name="New training job")).to_be_visible()
+    page.get_by_label("Method").select_option("sft")
+    page.get_by_label("Dataset").select_option(label="web-sft · chat · 8 rows")
+    page.get_by_label("Base model").select_option("HuggingFaceTB/SmolLM2-135M-Instruct")
+    page.get_by_label("Output name").fill("web-sft-model")
+    page.get_by_label("Max steps").fill("3")
+    page.get_by_label("Batch size").fill("2")
+    page.get_by_label("Learning rate").fill("0.0005")
+    page.get_by_label("Max sequence length").fill("48")
+    page.get_by_label("LoRA rank").fill("4")
+    page.get_by_label("GPU type").select_option("cpu")
+    estimate = page.get_by_test_id("estimate")
+    expect(estimate).to_contain_text("3 steps")
+    expect(page.get_by_test_id("estimate-total")).to_have_text(re.compile(r"^\$0\.\d+$"))
+    expect(estimate).to_contain_text("covers this estimate")
+    shot(page, "05-new-job-estimate")
+    page.get_by_role("button", name="Start training").click()
+
+    # ---- the job page: live status, logs, events, the loss chart gaining points ----
+    expect(page.get_by_role("heading", name="web-sft-model", level=1)).to_be_visible()
+    job_id = page.url.rsplit("/", 1)[-1]
+    assert job_id.startswith("job_"), page.url
+    loss = page.locator("figure[data-chart=loss] figcaption .meta")
+    expect(loss).to_have_text("no points yet")  # the runner is still loading the model
+    expect(page.locator("[data-stat=status] .badge")).to_have_text(re.compile("queued|provisioning|running"))
+    expect(loss).to_have_text(re.compile(r"^[12] points? · last \d"), timeout=LONG)
+    expect(page.locator("[data-stat=status] .badge")).to_have_text(re.compile("running|completed"))
+    shot(page, "06-job-running")
+    expect(loss).to_have_text(re.compile(r"^3 points · last \d"), timeout=LONG)
+    expect(page.locator("figure[data-chart=loss] svg circle.pt")).to_have_count(3)
+    expect(page.locator("[data-stat=status] .badge")).to_have_text("completed", timeout=LONG)
+    log = page.get_by_label("Job log")
+    expect(log).to_contain_text("step 3/3", timeout=MEDIUM)
+    expect(log).to_contain_text("[Job completed]", timeout=MEDIUM)
+    timeline = page.get_by_role("list", name="Job events")
+    for event in ("job.queued", "job.running", "metrics", "checkpoint.saved", "job.completed"):
+        expect(timeline.locator(f"li[data-event='{event}']").first).to_be_visible()
+    expect(page.locator("figure[data-chart=learning_rate] figcaption .meta")).to_contain_text("3 points")
+    expect(page.locator("figure[data-chart=tokens_per_second] figcaption .meta")).to_contain_text("3 points")
+    expect(page.locator("[data-stat=cost] .value")).to_have_text(re.compile(r"^\$\d"))
+    download = page.get_by_role("link", name="Download model weights")
+    expect(download).to_be_visible(timeout=MEDIUM)
+    weights = page.request.get(download.get_attribute("href"))
+    assert weights.status == 200 and len(weights.body()) > 1000
+    expect(page.get_by_role("table", name="Checkpoints")).to_contain_text("adapter_model.safetensors")
+    shot(page, "07-job-completed")
+
+    # ---- the jobs list: filters ----
+    nav(page, "Training jobs")
+    jobs = page.get_by_role("table", name="Training jobs")
+    expect(jobs.locator(f"tr[data-job='{job_id}'] .badge")).to_have_text("completed")
+    page.get_by_label("Method").select_option("dpo")
+    expect(page.get_by_text("No jobs match these filters.")).to_be_visible()
+    page.get_by_label("Method").select_option("")
+    page.get_by_label("Status").select_option("completed")
+    expect(page.get_by_role("table", name="Training jobs").locator(f"tr[data-job='{job_id}']")).to_be_visible()
+    shot(page, "08-jobs-list")
+
+    # ---- deploy the fine-tune and chat with it ----
+    page.get_by_role("link", name="web-sft-model").click()
+    page.get_by_role("button", name="Deploy").click()
+    expect(page).to_have_url(re.compile(r"#/deployments/dep_\w+$"))
+    expect(page.get_by_role("heading", name="web-sft-model", level=1)).to_be_visible()
+    status = page.locator("[data-stat=status] .badge")
+    expect(status).to_have_text("serving", timeout=LONG)
+    page.get_by_label("Max tokens").fill("24")
+    page.get_by_label("Temperature").fill("0")
+    page.evaluate("""() => {
+        window.__chatMutations = 0;
+        new MutationObserver(() => { window.__chatMutations += 1; })
+            .observe(document.querySelector('[role=log][aria-label=Conversation]'),
+                     { childList: true, characterData: true, subtree: true });
+    }""")
+    page.get_by_label("Message").fill("What is 2 plus 2?")
+    page.get_by_role("button", name="Send").click()
+    answer = page.locator(".msg.assistant").last
+    expect(answer).to_have_attribute("data-finish", re.compile("stop|length"), timeout=MEDIUM)
+    text = answer.locator(".content").inner_text()
+    assert text.strip() and text != "(empty answer)" and "⚠" not in text, text
+    # Tokens arrived one chunk at a time: the bubble changed more often than a single final write would.
+    assert page.evaluate("window.__chatMutations") >= 4
+    expect(page.locator(".msg.user").last).to_have_text(re.compile("What is 2 plus 2"))
+    requests = page.get_by_role("table", name="Request log")
+    expect(requests.locator("tr[data-request]").first).to_contain_text("200", timeout=MEDIUM)
+    expect(requests).to_contain_text("stream")
+    expect(page.locator("figure[data-chart=latency] figcaption .meta")).to_contain_text("1 point", timeout=MEDIUM)
+    expect(page.locator("[data-stat=requests] .value")).to_have_text("1")
+    shot(page, "09-deployment-playground")
+
+    nav(page, "Deployments")
+    expect(page.get_by_role("table", name="Deployments").locator(".badge").first).to_have_text("serving")
+    shot(page, "10-deployments")
+
+    # ---- cost & billing ----
+    nav(page, "Cost & billing")
+    expect(page.get_by_role("heading", name="Cost & billing")).to_be_visible()
+    expect(page.locator("[data-stat=balance] .value")).to_have_text(re.compile(r"^\$\d"))
+    expect(page.locator("[data-stat=burn] .value")).to_have_text(re.compile(r"^\$0\.0*[1-9]\d*/h$"))  # the deployment
+    expect(page.get_by_role("table", name="Running work")).to_contain_text("deployment")
+    expect(page.locator("figure[data-chart=spend_by_gpu]")).to_contain_text("cpu")
+    expect(page.locator("figure[data-chart=spend_by_provider]")).to_contain_text("local")
+    expect(page.get_by_role("table", name="Transactions")).to_contain_text(f"SFT job {job_id}")
+    page.get_by_label("GPU type").select_option("H100-80GB")
+    page.get_by_label("Duration (minutes)").fill("120")
+    expect(page.locator("[data-stat=estimate] .hint")).to_contain_text("H100-80GB × 1 · 120 min")
+    expect(page.get_by_role("table", name="Providers offering H100-80GB")).to_be_visible()
+    shot(page, "11-cost-billing")
+
+    # ---- keys: create one (shown once, with a copy button), then revoke it ----
+    nav(page, "Keys")
+    page.get_by_label("Name").first.fill("web-test-key")
+    page.get_by_role("button", name="Create API key").click()
+    new_key = page.get_by_test_id("new-key").inner_text()
+    assert new_key.startswith("vk_")
+    expect(page.get_by_role("button", name="Copy to clipboard")).to_be_visible()
+    expect(page.get_by_text("it will not be shown again")).to_be_visible()
+    with httpx.Client(base_url=serve.url, headers={"Authorization": f"Bearer {new_key}"}) as c:
+        assert c.get("/v1/me").status_code == 200
+    row = page.locator("tr[data-key-name='web-test-key']")
+    expect(row).to_contain_text(new_key[:8])
+    shot(page, "12-keys-created")
+    page.get_by_role("button", name="Revoke API key web-test-key").click()
+    page.get_by_role("button", name="Revoke API key web-test-key").click()  # confirm
+    expect(row).to_have_count(0)
+    with httpx.Client(base_url=serve.url, headers={"Authorization": f"Bearer {new_key}"}) as c:
+        assert c.get("/v1/me").status_code == 401
+    shot(page, "13-keys-revoked")
+
+    # ---- stop the deployment from its page ----
+    nav(page, "Deployments")
+    page.get_by_role("table", name="Deployments").get_by_role("link", name="web-sft-model").click()
+    page.get_by_role("button", name="Stop deployment").click()
+    page.get_by_role("button", name="Confirm stop").click()
+    expect(page.locator("[data-stat=status] .badge")).to_have_text("stopped", timeout=MEDIUM)
+
+    assert not errors, errors
+    context.close()
+
+
+def test_phone_width_in_dark_mode(serve: ServeProcess, browser: Browser):
+    """Every page fits a phone screen (no sideways scrolling) and follows the dark color scheme."""
+    context = browser.new_context(viewport={"width": 390, "height": 844}, color_scheme="dark",
+                                  device_scale_factor=2, is_mobile=True, has_touch=True)
+    page = context.new_page()
+    page.set_default_timeout(60_000)
+    errors = watch_errors(page)
+    sign_in(page, serve.url, serve.key)
+    background = page.evaluate("getComputedStyle(document.body).backgroundColor")
+    assert background == "rgb(15, 18, 22)", background  # the dark palette
+    with serve.client() as c:
+        job = c.get("/v1/training_jobs").json()["data"]
+    pages = [("jobs", "Training jobs"), ("jobs/new", "New training job"), ("datasets", "Datasets"),
+             ("deployments", "Deployments"), ("billing", "Cost & billing"), ("keys", "Keys")]
+    if job:
+        pages.insert(1, (f"jobs/{job[0]['id']}", job[0]["output_name"]))
+    for route, heading in pages:
+        page.goto(f"{serve.url}/#/{route}")
+        expect(page.get_by_role("heading", name=heading, level=1)).to_be_visible()
+        expect(page.get_by_text("Loading…")).to_have_count(0)
+        overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+        assert overflow <= 1, f"#/{route} scrolls sideways by {overflow}px on a phone"
+        shot(page, f"phone-dark-{'job' if route.startswith('jobs/job_') else route.replace('/', '-')}")
+    assert not errors, errors
+    context.close()

@@ -88,7 +88,8 @@ def _train(client: Client, run: Run, out: Console, *, label: str, method: str, d
            hyperparameters: dict, reward_function_id: str | None = None) -> TrainingJob:
     job = client.training_jobs.create(MODEL, dataset_id, method=method, output_name=f"quickstart-{method}",
                                       reward_function_id=reward_function_id, hyperparameters=hyperparameters)
-    out.print(f"\n[bold]{label}[/bold]: {job.id} ({hyperparameters['max_steps']} steps on {job.base_model})")
+    steps = hyperparameters["max_steps"]
+    out.print(f"\n[bold]{label}[/bold]: {job.id} ({steps} step{'s' * (steps != 1)} on {job.base_model})")
     final = follow_job(client, job, out=out)
     out.print(job_summary(final))
     run.jobs[method] = final
@@ -171,7 +172,8 @@ def _where(run: Run, out: Console) -> None:
         out.print(f"  {key:<16} {escape(value)}")
     if run.embedded:
         out.print(f"\nTo keep working with it: `TUNEYARD_DATA_DIR={run.embedded.data_dir} tuneyard serve`, then "
-                  f"`tuneyard login --url http://127.0.0.1:8000 --api-key $(cat {run.embedded.key_file})`.")
+                  f"`tuneyard login --url http://127.0.0.1:8000 --api-key $(cat {run.embedded.key_file})`.",
+                  soft_wrap=True)
 
 
 def _summary_json(run: Run) -> dict:

@@ -18,9 +18,17 @@ router = APIRouter(prefix="/v1/deployments", tags=["deployments"])
 
 
 def _authorize_and_route(ctx: Context, token: str | None, deployment_id: str) -> deployments.Route:
-    with ctx.db.session() as session:
+    """A read-only unit of work, so that on SQLite inference requests never queue for the write lock;
+    only the key's once-a-minute ``last_used_at`` update is written, in a short session of its own."""
+    with ctx.db.session(readonly=True) as session:
         principal = orgs.authenticate(session, token)
-        return deployments.route(session, principal.org_id, deployment_id)
+        touched = bool(session.dirty)
+        session.rollback()
+        route = deployments.route(session, principal.org_id, deployment_id)
+    if touched:
+        with ctx.db.session() as session:
+            orgs.authenticate(session, token)
+    return route
 
 
 @router.post("/{deployment_id}/chat/completions")

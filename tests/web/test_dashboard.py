@@ -160,7 +160,7 @@ def test_train_deploy_chat_and_revoke_in_the_browser(serve: ServeProcess, browse
     page.get_by_label("Base model").select_option("HuggingFaceTB/SmolLM2-135M-Instruct")
     page.get_by_label("Output name").fill("web-sft-model")
     page.get_by_label("Max steps").fill("3")
-    page.get_by_label("Batch size").fill("2")
+    page.get_by_label("Batch size").fill("1")
     page.get_by_label("Learning rate").fill("0.0005")
     page.get_by_label("Max sequence length").fill("48")
     page.get_by_label("LoRA rank").fill("4")
@@ -219,7 +219,7 @@ def test_train_deploy_chat_and_revoke_in_the_browser(serve: ServeProcess, browse
     expect(page.get_by_role("heading", name="web-sft-model", level=1)).to_be_visible()
     status = page.locator("[data-stat=status] .badge")
     expect(status).to_have_text("serving", timeout=LONG)
-    page.get_by_label("Max tokens").fill("24")
+    page.get_by_label("Max tokens").fill("16")
     page.get_by_label("Temperature").fill("0")
     page.evaluate("""() => {
         window.__chatMutations = 0;
@@ -316,5 +316,31 @@ def test_phone_width_in_dark_mode(serve: ServeProcess, browser: Browser):
         overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
         assert overflow <= 1, f"#/{route} scrolls sideways by {overflow}px on a phone"
         shot(page, f"phone-dark-{'job' if route.startswith('jobs/job_') else route.replace('/', '-')}")
+    assert not errors, errors
+    context.close()
+
+
+def test_cancel_a_job_from_its_page(serve: ServeProcess, browser: Browser):
+    with serve.client() as c:
+        ds = c.get("/v1/datasets").json()["data"][0]
+        r = c.post("/v1/training_jobs", json={"base_model": "HuggingFaceTB/SmolLM2-135M-Instruct", "dataset_id": ds["id"],
+                                              "method": "sft", "output_name": "to-cancel",
+                                              "hyperparameters": {"max_steps": 200, "batch_size": 1, "max_length": 32}})
+        assert r.status_code == 201, r.text
+        job_id = r.json()["id"]
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(60_000)
+    errors = watch_errors(page)
+    sign_in(page, serve.url, serve.key)
+    page.goto(f"{serve.url}/#/jobs/{job_id}")
+    expect(page.get_by_role("heading", name="to-cancel", level=1)).to_be_visible()
+    page.get_by_role("button", name="Cancel job").click()
+    page.get_by_role("button", name="Confirm cancel").click()
+    expect(page.locator("[data-stat=status] .badge")).to_have_text("cancelled", timeout=LONG)
+    expect(page.get_by_role("button", name=re.compile("Cancel"))).to_have_count(0)
+    expect(page.get_by_role("list", name="Job events").locator("li[data-event='job.cancelled']")).to_be_visible()
+    expect(page.get_by_label("Job log")).to_contain_text("[Job cancelled]", timeout=MEDIUM)
+    shot(page, "14-job-cancelled")
     assert not errors, errors
     context.close()

@@ -51,7 +51,8 @@ def _works(full: bool = True) -> bool:
     if full:
         probe = "import sys; sys.modules['openai_harmony'] = None; import synth_ai.lm, synth_ai.cli.balance; " + probe
     try:
-        out = subprocess.run([str(bin_path("python")), "-c", probe], capture_output=True, text=True, timeout=300)
+        out = subprocess.run([str(bin_path("python")), "-c", probe], capture_output=True, text=True, timeout=300,
+                             check=False)
     except (OSError, subprocess.TimeoutExpired):
         return False
     return out.returncode == 0 and out.stdout.strip().endswith(VERSION)
@@ -81,7 +82,7 @@ def install(*, force: bool = False) -> dict:
         venv.EnvBuilder(with_pip=True, clear=True).create(target)
         env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV", "PIP_USER")}
         proc = subprocess.run([str(bin_path("python")), "-m", "pip", "install", *PIP_FLAGS, *REQUIREMENTS],
-                              capture_output=True, text=True, env=env, timeout=INSTALL_TIMEOUT_S)
+                              capture_output=True, text=True, env=env, timeout=INSTALL_TIMEOUT_S, check=False)
         if proc.returncode != 0:
             raise RuntimeError(f"installing synth-ai {VERSION} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
         if not _works():
@@ -108,4 +109,5 @@ def base_env(home: Path) -> dict[str, str]:
 
 if __name__ == "__main__":
     info = install(force="--force" in sys.argv)
-    print(f"synth-ai {VERSION}: {'reused' if info['reused'] else 'installed'}; install took {info['install_seconds']} s")
+    state = "reused" if info["reused"] else "installed"
+    print(f"synth-ai {VERSION}: {state}; install took {info['install_seconds']} s")

@@ -166,8 +166,8 @@ def test_fine_tuning_bad_inputs(api):
     assert_error(create(training_file=p["id"]), 400, "chat")  # nor a preference file SFT
     assert_error(create(suffix="no spaces allowed"), 400, "suffix")
     assert_error(api.post("/api/v1/fine_tuning/jobs", json={"model": MODEL}), 400, "training_file")
-    assert_error(api.post("/api/v1/fine_tuning/jobs", content=b"{not json", headers={"content-type": "application/json"}),
-                 400, "JSON")
+    assert_error(api.post("/api/v1/fine_tuning/jobs", content=b"{not json",
+                          headers={"content-type": "application/json"}), 400, "JSON")
     assert_error(api.get("/api/v1/fine_tuning/jobs/ftjob-nope"), 404, "ftjob-nope")
     assert_error(api.get("/api/v1/fine_tuning/jobs", params={"limit": 0}), 400, "limit")
     assert_error(api.get("/api/v1/fine_tuning/jobs", params={"after": "ftjob-nope"}), 400, "ftjob-nope")

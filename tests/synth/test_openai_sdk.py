@@ -164,12 +164,21 @@ def test_served_by_on_demand_deployments(client, run, native):
     deps = native.get("/v1/deployments", params={"status": "serving"}).json()["data"]
     by_name = {d["name"]: d for d in deps}
     assert {ft, MODEL} <= set(by_name)
-    assert by_name[ft]["total_requests"] >= 1 or native.get(f"/v1/deployments/{by_name[ft]['id']}/requests").json()
+    logged = native.get(f"/v1/deployments/{by_name[ft]['id']}/requests").json()["data"]
+    assert logged and all(r["status_code"] == 200 for r in logged)
+    # A deployment may be named by its id too; the answer carries the deployment's (model's) name.
+    r = client.chat.completions.create(model=by_name[ft]["id"], max_tokens=2,
+                                       messages=[{"role": "user", "content": "Hi"}])
+    assert r.model == ft
     for prefix in ("/api/warmup", "/api/v1/warmup"):
         status = native.get(f"{prefix}/status/{ft}").json()
         assert status["status"] == "warmed" and status["deployment_id"] == by_name[ft]["id"]
-        again = native.post(f"{prefix}/{MODEL}").json()
-        assert again["status"] == "already_warmed"
+        again = native.post(f"{prefix}/{MODEL}", headers={"X-GPU-Preference": "H100"}).json()
+        assert again["status"] == "already_warmed" and again["gpu"] == {"type": "cpu", "count": 1}
+        bad = native.post(f"{prefix}/{MODEL}", params={"gpu": "TPU-v9"})
+        assert bad.status_code == 400 and "A100" in bad.json()["detail"]
+        cold = native.get(f"{prefix}/status/nobody/never-loaded-1B").json()
+        assert cold["status"] == "cold" and cold["model_id"] == "nobody/never-loaded-1B"
 
 
 def test_gpu_preference_and_bad_inputs(client, native):

@@ -129,7 +129,7 @@ def create(session: Session, settings: Settings, org_id: str, req: FineTuneReque
         raise InvalidRequest("hyperparameters must be an object", param="hyperparameters")
     clash = set(nested) & set(req.hyperparameters)
     if clash:
-        raise InvalidRequest(f"{sorted(clash)[0]!r} is given both in hyperparameters and in method",
+        raise InvalidRequest(f"{min(clash)!r} is given both in hyperparameters and in method",
                              param="hyperparameters")
     hp = _hyperparameters(method, {**req.hyperparameters, **nested}, req.seed)
     problem = check_method(train.format, method)

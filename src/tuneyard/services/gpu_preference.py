@@ -36,7 +36,7 @@ def from_request(header: str | None, query: str | None, body: dict[str, Any] | N
 def supported(settings: Settings) -> list[str]:
     """Short names clients use (``A100``), then the canonical ones, for error messages and /models."""
     canonical = set(rates.known_gpu_types(settings)) | set(cluster.local_inventory())
-    short = sorted(k for k, v in cluster.GPU_ALIASES.items() if v in canonical and k.isalnum() and not k[-1:] == "B"
+    short = sorted(k for k, v in cluster.GPU_ALIASES.items() if v in canonical and k.isalnum() and k[-1:] != "B"
                    and k != "CPU")
     return short + sorted(canonical)
 

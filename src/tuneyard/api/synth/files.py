@@ -27,7 +27,7 @@ async def upload_file(request: Request, principal: PrincipalDep, ctx: CtxDep,
     reject_oversized(request, ctx.settings.max_upload_bytes)
     try:
         form = await request.form()
-    except Exception as exc:  # malformed multipart: the parser's own message
+    except Exception as exc:  # noqa: BLE001 - a malformed multipart body: the parser's own message
         raise InvalidRequest(f"Could not read the multipart form: {exc}", param="file") from None
     upload = form.get("file")
     if not isinstance(upload, (UploadFile, StarletteUpload)):

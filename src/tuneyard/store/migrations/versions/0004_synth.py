@@ -7,10 +7,10 @@ Create Date: 2026-11-24 14:00:00
 Branches off 0001 beside the deployments (0002) and billing (0003) migrations; ``db.migrate``
 upgrades to "heads".
 """
-from alembic import op
 import sqlalchemy as sa
-import tuneyard.store.models
+from alembic import op
 
+import tuneyard.store.models
 
 revision = '0004'
 down_revision = '0001'

@@ -225,3 +225,32 @@ def test_auth_errors_carry_detail(server):
             assert body["detail"]
     with httpx.Client(base_url=server.url, timeout=30, headers={"Authorization": "Bearer vk_wrong"}) as bad:
         assert_error(bad.get("/api/v1/fine_tuning/jobs"), 401)
+
+
+def test_bad_inference_requests_load_nothing(api):
+    """Invalid chat/responses bodies are refused before any model is loaded (no deployment is queued)."""
+    msgs = [{"role": "user", "content": "Hi"}]
+    cases = [("/api/v1/chat/completions", {"model": MODEL, "messages": "hi"}, "messages"),
+             ("/api/v1/chat/completions", {"model": MODEL, "messages": [{"role": "robot", "content": "x"}]}, "role"),
+             ("/api/v1/chat/completions", {"model": MODEL, "messages": msgs, "n": 0}, "n"),
+             ("/api/v1/chat/completions", {"model": 5, "messages": msgs}, "model"),
+             ("/api/v1/chat/completions", {"model": MODEL, "messages": msgs, "gpu_preference": "TPU-v9"}, "TPU-v9"),
+             ("/api/v1/responses", {"model": MODEL, "input": 5}, "input"),
+             ("/api/v1/responses", {"model": MODEL, "input": [{"type": "input_image"}]}, "input_image"),
+             ("/api/v1/responses", {"model": MODEL, "input": "x", "tools": [{"type": "web_search"}]}, "web_search"),
+             ("/api/v1/responses", {"model": MODEL, "input": "x", "temperature": "hot"}, "temperature")]
+    for path, body, word in cases:
+        assert_error(api.post(path, json=body), 400, word)
+    assert_error(api.post("/api/v1/chat/completions", json={"model": "nobody/nothing-7B", "messages": msgs}), 400,
+                 "nobody/nothing-7B")
+    assert api.get("/v1/deployments").json()["data"] == []
+    # With no supervisor on this server a warmup queues the deployment, and its status says so.
+    warm = api.post(f"/api/warmup/{MODEL}", headers={"X-GPU-Preference": "A100"}).json()
+    assert warm["status"] == "warming" and warm["gpu"] == {"type": "cpu", "count": 1}
+    assert warm["gpu_preference"] == "A100-80GB" and warm["gpu_preference_honoured"] is False
+    assert api.post(f"/api/v1/warmup/{MODEL}").json()["status"] == "already_warming"
+    status = api.get(f"/api/v1/warmup/status/{MODEL}").json()
+    assert status["status"] == "warming" and status["deployment_id"] == warm["deployment_id"]
+    dep = api.get(f"/v1/deployments/{warm['deployment_id']}").json()
+    assert dep["name"] == MODEL and dep["status"] == "queued"
+    assert_error(api.post("/api/warmup/nobody/nothing-7B"), 400, "nobody/nothing-7B")

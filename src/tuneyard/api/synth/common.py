@@ -12,6 +12,8 @@ from tuneyard.errors import InvalidRequest
 from tuneyard.services.openai_ids import to_native
 from tuneyard.services.pagination import page
 
+_TYPE_TAGS = {"str", "int", "float", "bool", "dict", "list", "none"}
+
 
 async def json_body(request: Request) -> dict[str, Any]:
     """The body as a JSON object; a 400 (not FastAPI's 422) when it is not one, as OpenAI answers."""
@@ -31,7 +33,8 @@ def parse(model: type[BaseModel], body: dict[str, Any]):
         return model.model_validate(body)
     except ValidationError as exc:
         err = exc.errors()[0]
-        param = ".".join(str(p) for p in err.get("loc", ())) or None
+        # Union members add their type to the location ("gpu.str"): keep the field names only.
+        param = ".".join(str(p) for p in err.get("loc", ()) if str(p) not in _TYPE_TAGS and "[" not in str(p)) or None
         if err.get("type") == "missing":
             raise InvalidRequest(f"Missing required parameter: '{param}'", param=param,
                                  code="missing_required_parameter") from None

@@ -25,6 +25,7 @@ from tuneyard.api.synth.common import json_body
 from tuneyard.context import Context
 from tuneyard.errors import InvalidRequest, Unavailable
 from tuneyard.inference import gateway
+from tuneyard.inference.chat_schema import InvalidChatRequest, parse_request
 from tuneyard.services import gpu_preference, orgs, responses_api, warm_models
 from tuneyard.services.deployments import Route
 
@@ -88,13 +89,24 @@ async def _prepare(request: Request, gpu_query: str | None) -> tuple[str, dict[s
     raw = gpu_preference.from_request(request.headers.get(gpu_preference.HEADER), gpu_query, body)
     place = gpu_preference.placement(ctx.settings, raw)
     model = body.get("model")
-    if not isinstance(model, str) or not model.strip():
+    if model is None or (isinstance(model, str) and not model.strip()):
         raise InvalidRequest("Missing required parameter: 'model'", param="model", code="missing_required_parameter")
+    if not isinstance(model, str):
+        raise InvalidRequest("Invalid value for 'model': it must be a string", param="model")
     return org_id, body, place
+
+
+def _check(chat_body: dict) -> None:
+    """The engine's own request checks, here, so a bad request never loads a cold model."""
+    try:
+        parse_request(chat_body)
+    except InvalidChatRequest as exc:
+        raise InvalidRequest(exc.message, param=exc.param, code=exc.code) from None
 
 
 async def _serve(request: Request, org_id: str, model: str, place: dict, chat_body: dict) -> Response:
     ctx: Context = request.app.state.ctx
+    _check(chat_body)
     warm = await run_in_threadpool(_ensure, ctx, org_id, model.strip(), place)
     route = await _wait_serving(ctx, request, org_id, model, warm.deployment_id)
     response = await gateway.forward(_Forward(chat_body), route, request_log(request))

@@ -1,4 +1,4 @@
-"""Runners away from tuneyard: a Ray cluster (Jobs API) and an SSH host, with blobs in S3 (moto).
+"""Blobs in S3 (moto) and runners away from tuneyard: a Ray cluster (Jobs API) and an SSH host.
 
 The same tiny SFT job runs on the local executor first (the reference); on Ray and over SSH it must
 train, stream its logs, survive a worker restart (re-attach, no second run), cancel gracefully, and
@@ -36,7 +36,8 @@ LONG = {**TINY, "max_steps": 200, "checkpoint_every": 2}
 
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory, pg_database, s3_server) -> Iterator[dict]:
-    """The checkpoint of the tiny SFT job on the local executor: file names -> sizes, tensor shapes."""
+    """The tiny SFT job on the local executor with blobs in S3: its checkpoint (file names, tensor shapes)
+    and what the round trip looked like (bucket keys, the model manifest, the dataset preview)."""
     old = {k: os.environ.get(k) for k in S3_ENV}
     os.environ.update(S3_ENV)
     root = tmp_path_factory.mktemp("reference")
@@ -47,9 +48,15 @@ def reference(tmp_path_factory, pg_database, s3_server) -> Iterator[dict]:
         srv = cluster.serve()
         cluster.worker()
         with srv.client() as c:
-            job = wait_done(c, create_job(c, upload(c)))
-            assert job["status"] == "completed", job
-            result = signature(c, job["id"], root / "download")
+            ds = upload(c)
+            dataset_keys = s3.keys("tuneyard/orgs/")
+            preview = c.get(f"/v1/datasets/{ds}").json().get("preview")
+            job = wait_done(c, create_job(c, ds))
+            result = {"job": job, "dataset_id": ds, "dataset_keys": dataset_keys, "preview": preview,
+                      "keys": s3.keys("tuneyard/orgs/"), "s3": s3, "root": root}
+            if job["status"] == "completed":
+                result["manifest"] = c.get(f"/v1/training_jobs/{job['id']}/model").json()
+                result.update(signature(c, job["id"], root / "download"))
     finally:
         cluster.close()  # its worker must not claim the other tests' jobs (same database)
         for k, v in old.items():
@@ -60,12 +67,34 @@ def reference(tmp_path_factory, pg_database, s3_server) -> Iterator[dict]:
     yield result
 
 
+def test_local_executor_round_trip_through_s3(reference):
+    """Dataset upload -> SFT job on a worker -> download through presigned S3 links, all blobs in the bucket."""
+    s3, job = reference["s3"], reference["job"]
+    assert job["status"] == "completed", job
+    [dataset_key] = reference["dataset_keys"]
+    assert dataset_key.endswith(f"/datasets/{reference['dataset_id']}.jsonl")
+    assert reference["preview"][0]["messages"][0]["content"] == "What is 0 plus 0?"  # read back from S3
+    assert any(k.endswith(f"/jobs/{job['id']}/checkpoints/final/adapter_model.safetensors")
+               for k in reference["keys"])
+    # Download links are presigned S3 URLs: the bytes come from the bucket, without tuneyard's auth.
+    for f in reference["manifest"]["files"]:
+        assert f["url"].startswith(f"{s3.endpoint}/{s3.bucket}/tuneyard/orgs/"), f["url"]
+        assert "X-Amz-Signature=" in f["url"] and "X-Amz-Expires=3600" in f["url"]
+    # (moto does not check signatures, so a tampered link is not tested here; S3 and MinIO refuse one.)
+    assert job["download_url"].startswith(s3.endpoint) and "adapter_model.safetensors" in job["download_url"]
+    assert {"adapter_model.safetensors", "adapter_config.json", "tuneyard.json"} <= set(reference["files"])
+    assert reference["shapes"] and all(4 in shape for shape in reference["shapes"].values())  # lora_r=4
+    # Nothing went to a local blob folder.
+    assert not list(reference["root"].glob("*/blobs/orgs")) and not (reference["root"] / "shared-blobs").exists()
+
+
 def signature(c, job_id: str, dest: Path) -> dict:
     files = download_checkpoint(c, job_id, dest)
     return {"files": sorted(files), "shapes": checkpoint_shapes(dest)}
 
 
 def assert_same_checkpoint(got: dict, reference: dict) -> None:
+    assert "files" in reference, "the reference run on the local executor failed"
     assert got["files"] == reference["files"]
     assert got["shapes"] == reference["shapes"]
 

@@ -4,7 +4,8 @@ tuneyard deployment under concurrent streaming clients, plus the gateway's own o
     python bench/inference.py [--tokens 32] [--threads 2] [--levels 1,4,16]
 
 1. Baseline: the bundled SmolLM2-135M-Instruct loaded with transformers in this process, one
-   ``generate`` call after another (greedy, exactly ``--tokens`` new tokens each).
+   ``generate`` call after another (greedy, exactly ``--tokens`` new tokens each); run before and
+   after the deployment measurements, and averaged (the machine is shared; its load drifts).
 2. A real ``tuneyard serve`` (SQLite, its own data dir) with a deployment of the same model; the
    worker gets the same torch thread count. For each concurrency level, that many clients stream
    requests (fixed prompts, ``max_tokens=--tokens`` with ``ignore_eos``, greedy) through the
@@ -47,51 +48,64 @@ def pct(values: list[float], q: float) -> float | None:
     return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 2)
 
 
-def baseline(tokens: int, threads: int, runs: int) -> dict:
-    """Sequential HF generate, timing each token with a streamer."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-    from transformers.generation.streamers import BaseStreamer
+class Baseline:
+    """Sequential HF generate in this process, timing each token with a streamer. Measured before and
+    after the deployment runs (the machine is shared: load drifts), and the two are averaged."""
 
-    from tuneyard.modelhub import resolve_model
+    def __init__(self, threads: int):
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    torch.set_num_threads(threads)
-    path = resolve_model(MODEL).path
-    tok = AutoTokenizer.from_pretrained(path)
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
+        from tuneyard.modelhub import resolve_model
 
-    class Clock(BaseStreamer):
-        def __init__(self):
-            self.times: list[float] = []
-            self.prompt_seen = False
+        torch.set_num_threads(threads)
+        path = resolve_model(MODEL).path
+        self.tok = AutoTokenizer.from_pretrained(path)
+        self.model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
+        self.inputs = [self.tok.apply_chat_template([{"role": "user", "content": p}], add_generation_prompt=True,
+                                                    return_tensors="pt", return_dict=True) for p in PROMPTS]
 
-        def put(self, value):
-            if not self.prompt_seen:  # the first put() is the prompt
-                self.prompt_seen = True
-                return
-            self.times.append(time.perf_counter())
+    def run(self, tokens: int, runs: int) -> dict:
+        import torch
+        from transformers.generation.streamers import BaseStreamer
 
-        def end(self):
-            pass
+        class Clock(BaseStreamer):
+            def __init__(self):
+                self.times: list[float] = []
+                self.prompt_seen = False
 
-    ttfts, gaps, produced = [], [], 0
-    ids = [tok.apply_chat_template([{"role": "user", "content": p}], add_generation_prompt=True,
-                                   return_tensors="pt", return_dict=True) for p in PROMPTS]
-    with torch.inference_mode():
-        model.generate(**ids[0], max_new_tokens=4, do_sample=False)  # warm-up
-        started = time.perf_counter()
-        for i in range(runs):
-            clock = Clock()
-            t0 = time.perf_counter()
-            out = model.generate(**ids[i % len(ids)], max_new_tokens=tokens, min_new_tokens=tokens, do_sample=False,
-                                 streamer=clock)
-            produced += out.shape[1] - ids[i % len(ids)]["input_ids"].shape[1]
-            ttfts.append((clock.times[0] - t0) * 1000)
-            gaps += [(b - a) * 1000 for a, b in zip(clock.times, clock.times[1:])]
-        wall = time.perf_counter() - started
-    return {"requests": runs, "tokens": produced, "seconds": round(wall, 2), "tokens_per_s": round(produced / wall, 2),
-            "ttft_ms_p50": pct(ttfts, 0.5), "ttft_ms_p95": pct(ttfts, 0.95),
-            "tpot_ms_p50": pct(gaps, 0.5), "tpot_ms_p95": pct(gaps, 0.95)}
+            def put(self, value):
+                if not self.prompt_seen:  # the first put() is the prompt
+                    self.prompt_seen = True
+                    return
+                self.times.append(time.perf_counter())
+
+            def end(self):
+                pass
+
+        ttfts, gaps, produced = [], [], 0
+        with torch.inference_mode():
+            self.model.generate(**self.inputs[0], max_new_tokens=4, do_sample=False)  # warm-up
+            started = time.perf_counter()
+            for i in range(runs):
+                clock, x = Clock(), self.inputs[i % len(self.inputs)]
+                t0 = time.perf_counter()
+                out = self.model.generate(**x, max_new_tokens=tokens, min_new_tokens=tokens, do_sample=False,
+                                          streamer=clock)
+                produced += out.shape[1] - x["input_ids"].shape[1]
+                ttfts.append((clock.times[0] - t0) * 1000)
+                gaps += [(b - a) * 1000 for a, b in zip(clock.times, clock.times[1:])]
+            wall = time.perf_counter() - started
+        return {"requests": runs, "tokens": produced, "seconds": round(wall, 2),
+                "tokens_per_s": round(produced / wall, 2), "ttft_ms_p50": pct(ttfts, 0.5),
+                "ttft_ms_p95": pct(ttfts, 0.95), "tpot_ms_p50": pct(gaps, 0.5), "tpot_ms_p95": pct(gaps, 0.95)}
+
+
+def combine(before: dict, after: dict) -> dict:
+    out = {k: round((before[k] + after[k]) / 2, 2) for k in before if isinstance(before[k], float)}
+    out.update(requests=before["requests"] + after["requests"], tokens=before["tokens"] + after["tokens"],
+               tokens_per_s_before=before["tokens_per_s"], tokens_per_s_after=after["tokens_per_s"])
+    return out
 
 
 class Server:
@@ -198,11 +212,9 @@ def main() -> int:
 
     levels = [int(x) for x in args.levels.split(",")]
     print(f"baseline: sequential generate, {args.baseline_runs} x {args.tokens} tokens ...", flush=True)
-    base = baseline(args.tokens, args.threads, args.baseline_runs)
-    print(json.dumps(base), flush=True)
-    import gc
-
-    gc.collect()
+    reference = Baseline(args.threads)
+    before = reference.run(args.tokens, args.baseline_runs)
+    print(json.dumps(before), flush=True)
     server = Server(args.threads, max(levels))
     try:
         with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {KEY}"}, timeout=120) as c:
@@ -220,7 +232,6 @@ def main() -> int:
             rows = []
             for level in levels:
                 row = asyncio.run(load_level(endpoint, level, args.rounds, args.tokens))
-                row["speedup_vs_baseline"] = round(row["tokens_per_s"] / base["tokens_per_s"], 2)
                 rows.append(row)
                 print(json.dumps(row), flush=True)
             metrics = c.get(f"/v1/deployments/{dep['id']}/metrics").json()
@@ -231,6 +242,11 @@ def main() -> int:
             time.sleep(2)
     finally:
         server.stop()
+    after = reference.run(args.tokens, args.baseline_runs)
+    print(json.dumps(after), flush=True)
+    base = combine(before, after)
+    for row in rows:
+        row["speedup_vs_baseline"] = round(row["tokens_per_s"] / base["tokens_per_s"], 2)
     result = {"date": datetime.now().isoformat(timespec="seconds"), "model": MODEL, "tokens": args.tokens,
               "threads": args.threads, "cpus": os.cpu_count(), "load_avg_1m": round(os.getloadavg()[0], 2),
               "baseline": base, "deployment_startup_s": startup, "levels": rows, "gateway_overhead": overhead,
@@ -251,7 +267,8 @@ def markdown(r: dict) -> str:
     b = r["baseline"]
     lines = ["| setup | clients | tokens/s | × baseline | TTFT p50 / p95 (ms) | per-token p50 / p95 (ms) |",
              "|---|---|---|---|---|---|",
-             f"| HF `generate`, sequential | 1 | {b['tokens_per_s']} | 1.0 | {b['ttft_ms_p50']} / {b['ttft_ms_p95']} "
+             f"| HF `generate`, sequential (mean of {b['tokens_per_s_before']} before, {b['tokens_per_s_after']} "
+             f"after) | 1 | {b['tokens_per_s']} | 1.0 | {b['ttft_ms_p50']} / {b['ttft_ms_p95']} "
              f"| {b['tpot_ms_p50']} / {b['tpot_ms_p95']} |"]
     for row in r["levels"]:
         lines.append(f"| deployment (streaming via gateway) | {row['concurrency']} | {row['tokens_per_s']} | "

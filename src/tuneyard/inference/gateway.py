@@ -120,18 +120,20 @@ async def forward(request: Request, route: Route, log: RequestLog) -> Response:
 
 async def _relay(upstream: httpx.Response, timer: _Timer):
     tail = b""
+    pieces = 0  # content deltas relayed: the token count when the stream ends early (~1 token each)
     complete = False
     try:
         async for chunk in upstream.aiter_raw():
             if timer.first is None:
                 timer.first = time.perf_counter()
             tail = (tail + chunk)[-2048:]
+            pieces += chunk.count(b'"content":"')
             yield chunk
         complete = True
     finally:
         with anyio.CancelScope(shield=True):  # the caller went away: still close upstream (aborts generation)
             await upstream.aclose()
-        stats = _stats_from(tail)
+        stats = _stats_from(tail) or {"completion_tokens": pieces}
         timer.record(200, stats, streamed=True, disconnected=not complete,
                      error=None if complete else "client disconnected")
 

@@ -170,17 +170,25 @@ class TransformersEngine:
 
     # -- the loop ---------------------------------------------------------------------------
     def _loop(self) -> None:
-        with torch.inference_mode():
-            while not self._stop.is_set():
-                try:
-                    busy = self._iteration()
-                except Exception as exc:  # a failed step fails the rows in it, not the engine
-                    log.exception("engine step failed")
-                    self._fail_all(exc)
-                    busy = True
-                if not busy:
-                    self._wake.wait(timeout=0.5)
-                    self._wake.clear()
+        failures = 0
+        try:
+            with torch.inference_mode():
+                while not self._stop.is_set():
+                    try:
+                        busy = self._iteration()
+                        failures = 0
+                    except Exception as exc:  # a failed step fails the rows in it, not the engine...
+                        log.exception("engine step failed")
+                        self._fail_all(exc)
+                        failures, busy = failures + 1, True
+                        if failures >= 3:  # ...unless every step fails: then /health reports it
+                            self._error = f"{failures} decode steps failed in a row: {exc}"
+                    if not busy:
+                        self._wake.wait(timeout=0.5)
+                        self._wake.clear()
+        finally:
+            if not self._stop.is_set():
+                self._error = self._error or "the engine loop stopped"
 
     def _iteration(self) -> bool:
         self._control_messages()

@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from tuneyard import modelhub
@@ -157,8 +158,29 @@ def cancel(session: Session, org_id: str, job_id: str) -> TrainingJob:
     return jobs.cancel(session, org_id, get(session, org_id, job_id).id)
 
 
-def list_query(org_id: str):
-    return jobs.list_query(org_id)
+def list_query(org_id: str, *, status: str | None = None, model: str | None = None, file_id: str | None = None,
+               created_after: int | None = None, created_before: int | None = None):
+    """The organization's jobs, optionally filtered as synth-ai's ``JobsClient.sft.list`` asks: ``status``
+    (OpenAI's or tuneyard's word), ``model`` (base model or fine-tuned model id), ``file_id`` (training or
+    validation file), ``created_after`` / ``created_before`` (unix seconds)."""
+    stmt = jobs.list_query(org_id)
+    if status:
+        word = {"canceled": "cancelled"}.get(status.lower(), status.lower())
+        natives = sorted({k for k, v in STATUS.items() if v == word} | ({word} if word in STATUS else set()))
+        if not natives:
+            raise InvalidRequest(f"Unknown status {status!r}: one of {', '.join(sorted(set(STATUS.values())))}",
+                                 param="status")
+        stmt = stmt.where(TrainingJob.status.in_(natives))
+    if model:
+        stmt = stmt.where(or_(TrainingJob.base_model == model, TrainingJob.output_name == model))
+    if file_id:
+        native = to_native("file", file_id)
+        stmt = stmt.where(or_(TrainingJob.dataset_id == native, TrainingJob.validation_dataset_id == native))
+    if created_after is not None:
+        stmt = stmt.where(TrainingJob.created_at > datetime.fromtimestamp(created_after, UTC))
+    if created_before is not None:
+        stmt = stmt.where(TrainingJob.created_at < datetime.fromtimestamp(created_before, UTC))
+    return stmt
 
 
 def _estimated_finish(session: Session, settings: Settings, job: TrainingJob) -> int | None:
@@ -239,6 +261,30 @@ def events_after(session: Session, job_id: str, seq: int, limit: int = 100) -> l
     """Oldest first, for the live stream."""
     return list(session.execute(select(JobEvent).where(JobEvent.job_id == job_id, JobEvent.seq_in_job > seq)
                                 .order_by(JobEvent.seq_in_job).limit(limit)).scalars())
+
+
+def metric_points(session: Session, job_id: str, *, name: str | None, after_step: int | None,
+                  limit: int) -> list[dict[str, Any]]:
+    """The job's ``metrics`` events as one point per value (``name``, ``step``, ``value``), oldest first:
+    the learning API's ``/metrics`` view of the events ``event_json`` shows (``loss`` is ``train_loss``)."""
+    if not 1 <= limit <= 1000:
+        raise InvalidRequest("limit must be between 1 and 1000", param="limit")
+    rows = session.execute(select(JobEvent).where(JobEvent.job_id == job_id, JobEvent.type == "metrics")
+                           .order_by(JobEvent.seq_in_job)).scalars()
+    points: list[dict[str, Any]] = []
+    for e in rows:
+        data = e.data or {}
+        step = data.get("step")
+        if not isinstance(step, int) or (after_step is not None and step <= after_step):
+            continue
+        for key, value in data.items():
+            metric = "train_loss" if key == "loss" else key
+            if key in ("step", "total_steps") or not isinstance(value, (int, float)) or (name and metric != name):
+                continue
+            points.append({"name": metric, "step": step, "value": value, "created_at": unix(e.created_at)})
+            if len(points) >= limit:
+                return points
+    return points
 
 
 def stream_start(session: Session, job_id: str, after: str | None) -> int:

@@ -1,4 +1,7 @@
-"""``/api/v1/files``: OpenAI's Files API over datasets (a ``fine-tune`` file is a dataset)."""
+"""``/api/v1/files``: OpenAI's Files API over datasets (a ``fine-tune`` file is a dataset).
+
+Mounted (api/synth/__init__.py) at ``/api/v1/files`` and at the aliases ``/api/files`` (synth-ai's
+``JobsClient``) and ``/api/learning/files`` (``LearningClient``, ``FtClient``)."""
 
 from __future__ import annotations
 
@@ -16,7 +19,7 @@ from tuneyard.services.openai_ids import to_openai
 from tuneyard.services.pagination import owned
 from tuneyard.store.models import Dataset
 
-router = APIRouter(prefix="/api/v1/files", tags=["synth: files"])
+router = APIRouter(tags=["synth: files"])
 MAX_PAGE = 100
 
 

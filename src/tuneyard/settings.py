@@ -70,6 +70,10 @@ class Settings(BaseSettings):
     # Deployments (docs/deployments.md). Worker processes that may serve at once on this machine's CPU.
     cpu_deployment_slots: int = 4
     max_active_deployments_per_org: int = 8
+    # Where deployment workers run: '' = like training (TUNEYARD_EXECUTOR) | local | ray | ssh. Remote
+    # workers (ray, ssh) listen on the node's network on this host address, with a per-launch token.
+    deployment_executor: str = ""
+    remote_worker_bind_host: str = "0.0.0.0"
     # Engine: auto (vLLM on a GPU when installed, else transformers) | transformers | vllm.
     inference_engine: str = "auto"
     inference_max_batch_size: int = 16

@@ -263,9 +263,10 @@ class RayHead:
         return [d for d in self.client().list_jobs() if (d.metadata or {}).get("tuneyard_job") == job_id]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def ray_head() -> Iterator[RayHead]:
-    """A one-node Ray cluster (1 CPU, dashboard + job server on loopback) for the module, stopped after."""
+    """A one-node Ray cluster (1 CPU, dashboard + job server on loopback) for the session (training and
+    deployment tests share it: starting one costs ~20 s), stopped after."""
     pytest.importorskip("ray.job_submission", reason="the Ray executor tests need the 'ray' extra "
                                                      "(pip install -e '.[ray]'); ray is not installed")
     import tempfile
@@ -328,7 +329,7 @@ def new_ssh_key_pair() -> tuple[str, str]:
     return private, public.decode() + " tuneyard-test"
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def sshd(tmp_path_factory) -> Iterator[Sshd]:
     """OpenSSH's sshd on 127.0.0.1 with a throw-away host key; logins by the keys in ``authorized_keys``."""
     import getpass

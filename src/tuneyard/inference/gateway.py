@@ -24,6 +24,7 @@ from starlette.responses import Response, StreamingResponse
 
 from tuneyard.errors import Unavailable
 from tuneyard.ids import new_id
+from tuneyard.inference import worker_auth
 from tuneyard.services.deployments import Route, not_serving
 from tuneyard.services.request_log import RequestLog, RequestRecord
 from tuneyard.store.models import utcnow
@@ -94,8 +95,11 @@ async def forward(request: Request, route: Route, log: RequestLog) -> Response:
         raise exc
     body = await request.body()
     client = _client()
+    headers = {"content-type": "application/json", "x-request-id": timer.id}
+    if route.worker_auth:  # a remote worker: it wants its token
+        headers.update(worker_auth.headers(request.app.state.ctx.settings, route.id, route.worker_auth))
     upstream_req = client.build_request("POST", route.worker_url + "/v1/chat/completions", content=body,
-                                        headers={"content-type": "application/json", "x-request-id": timer.id})
+                                        headers=headers)
     try:
         upstream = await client.send(upstream_req, stream=True)
     except httpx.TransportError as exc:

@@ -1,6 +1,12 @@
-"""Starting and ending deployment worker processes on this host.
+"""Starting and ending deployment worker processes: on this host (``LocalLauncher``), on a Ray cluster
+(``inference/ray_launcher.py``) or on SSH hosts (``inference/ssh_launcher.py``), chosen by
+``make_launcher`` from ``TUNEYARD_DEPLOYMENT_EXECUTOR`` (default: ``TUNEYARD_EXECUTOR``).
 
-A worker is started in its own session with its output in a file of its workdir (not a pipe), so
+Every launcher has the same calls (``launch``, ``manages``, ``alive``, ``exit_code``, ``url``,
+``log_tail``, ``terminate``, ``describe``) over a JSON-able handle stored on the deployment row; a
+remote launcher's handle carries ``kind`` (``ray``/``ssh``), a local one has none.
+
+A local worker is started in its own session with its output in a file of its workdir (not a pipe), so
 it outlives the process that started it: a restarted ``tuneyard serve`` re-attaches to it from
 the handle stored on the deployment row. The handle names the workdir, which is on the worker's
 command line; that guards every pid check against pid reuse.
@@ -26,14 +32,32 @@ STATE_NAME = "worker.json"
 _children: dict[int, subprocess.Popen] = {}
 
 
+def make_launcher(ctx):
+    """The launcher that places new deployment workers, from the settings."""
+    kind = ctx.settings.deployment_executor or ctx.settings.executor
+    if kind == "local":
+        return LocalLauncher()
+    if kind == "ray":
+        from tuneyard.inference.ray_launcher import RayLauncher
+
+        return RayLauncher(ctx)
+    if kind == "ssh":
+        from tuneyard.inference.ssh_launcher import SshLauncher
+
+        return SshLauncher(ctx)
+    raise ValueError(f"unknown deployment executor {kind!r} (supported: local, ray, ssh)")
+
+
 class LocalLauncher:
     name = "local"
+    remote = False
 
-    def launch(self, workdir: Path, args: list[str], *, gpu_type: str) -> Handle:
+    def launch(self, dep_id: str, workdir: Path, args: list[str], *, gpu_type: str, gpu_count: int,
+               env: dict[str, str] | None = None) -> Handle:
         workdir.mkdir(parents=True, exist_ok=True)
         state = workdir / STATE_NAME
         state.unlink(missing_ok=True)
-        env = dict(os.environ, PYTHONUNBUFFERED="1", TOKENIZERS_PARALLELISM="false", HF_HUB_OFFLINE="1")
+        env = dict(os.environ, PYTHONUNBUFFERED="1", TOKENIZERS_PARALLELISM="false", HF_HUB_OFFLINE="1", **(env or {}))
         if gpu_type == "cpu":
             env["CUDA_VISIBLE_DEVICES"] = ""
         cmd = [sys.executable, "-m", "tuneyard.inference.worker", *args, "--state-file", str(state)]
@@ -48,6 +72,13 @@ class LocalLauncher:
 
     def local(self, handle: Handle | None) -> bool:
         return bool(handle) and handle.get("host") == socket.gethostname()
+
+    def manages(self, handle: Handle | None) -> bool:
+        """Whether this launcher can check and end the worker behind ``handle``."""
+        return bool(handle) and "kind" not in handle and self.local(handle)
+
+    def describe(self, handle: Handle) -> str:
+        return f"Worker process {handle.get('pid')}"
 
     def alive(self, handle: Handle | None) -> bool:
         if not self.local(handle) or not handle.get("pid"):

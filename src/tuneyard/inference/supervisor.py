@@ -8,6 +8,10 @@ tick, and a supervisor takes over the deployments of one that is gone (lease exp
 process on this host). Taking over means re-attaching to the worker when it still runs (its
 handle, pid and port are on the row) and restarting it otherwise.
 
+Workers run where the launcher puts them (inference/launcher.py): on this host by default, as Ray jobs
+or on SSH hosts when ``TUNEYARD_DEPLOYMENT_EXECUTOR`` (default: ``TUNEYARD_EXECUTOR``) says so. A remote
+worker gets its weights from blob storage (or the nodes' model cache) and takes requests with a token.
+
 The API process never loads a model: workers do (``python -m tuneyard.inference.worker``).
 """
 
@@ -26,20 +30,24 @@ import httpx
 from sqlalchemy import or_, select, text
 
 from tuneyard.context import Context
-from tuneyard.inference.launcher import LocalLauncher
+from tuneyard.inference import worker_auth
+from tuneyard.inference.launcher import LocalLauncher, make_launcher
 from tuneyard.services import cluster
 from tuneyard.services.deployment_states import RUNNING, TERMINAL, accrue, add_event, transition
 from tuneyard.store.db import after_commit
-from tuneyard.store.models import Checkpoint, Deployment, utcnow
+from tuneyard.store.models import Checkpoint, Deployment, TrainingJob, utcnow
 
 log = logging.getLogger("tuneyard.supervisor")
 CLAIM_LOCK = 741_200  # advisory-lock key serializing claims (capacity checks) on Postgres
 
 
 class Supervisor:
-    def __init__(self, ctx: Context, launcher: LocalLauncher | None = None, *, poll_seconds: float = 0.5):
+    def __init__(self, ctx: Context, launcher=None, *, poll_seconds: float = 0.5):
         self.ctx, self.settings = ctx, ctx.settings
-        self.launcher = launcher or LocalLauncher()
+        self.launcher = launcher or make_launcher(ctx)  # places new workers
+        # Workers started on this host earlier (before the configuration named a remote executor) are
+        # still checked and ended here.
+        self._local = self.launcher if isinstance(self.launcher, LocalLauncher) else LocalLauncher()
         self.poll_seconds = poll_seconds
         self.id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.lease = timedelta(seconds=ctx.settings.worker_lease_seconds)
@@ -76,9 +84,36 @@ class Supervisor:
         self._claim_and_launch()
         self._watch()
 
+    def _of(self, handle):
+        """The launcher that can check and end the worker behind ``handle`` (the configured one for a
+        handle without a worker yet; None for one out of reach, e.g. on another host)."""
+        if handle is None or self.launcher.manages(handle):
+            return self.launcher
+        return self._local if self._local.manages(handle) else None
+
     # -- claiming and launching --------------------------------------------------------------
     def _capacity(self, gpu_type: str) -> int:
+        if self.launcher.remote:  # a Ray cluster or SSH hosts: what they have
+            return self.launcher.capacity(gpu_type)
         return self.settings.cpu_deployment_slots if gpu_type == "cpu" else cluster.capacity(gpu_type)
+
+    def _busy(self, s) -> dict[str, int]:
+        """Units in use, per GPU type, where new workers go: this host's deployments, or, on a remote
+        cluster (shared by every supervisor), all running deployments and the training runs there."""
+        busy: dict[str, int] = {}
+        if self.launcher.remote:
+            rows = list(s.execute(select(Deployment.gpu_type, Deployment.gpu_count).where(
+                Deployment.status.in_(RUNNING))).all())
+            rows += s.execute(select(TrainingJob.gpu_type, TrainingJob.gpu_count).where(
+                TrainingJob.executor == self.launcher.name,
+                TrainingJob.status.in_(("provisioning", "running")))).all()
+        else:
+            host = socket.gethostname()
+            rows = s.execute(select(Deployment.gpu_type, Deployment.gpu_count).where(
+                Deployment.status.in_(RUNNING), Deployment.worker_id.like(f"{host}:%"))).all()
+        for gpu_type, count in rows:
+            busy[gpu_type] = busy.get(gpu_type, 0) + (1 if gpu_type == "cpu" else count)
+        return busy
 
     def _claim_and_launch(self) -> None:
         claimed = []
@@ -91,11 +126,7 @@ class Supervisor:
             queued = list(s.execute(stmt).scalars())
             if not queued:
                 return
-            busy: dict[str, int] = {}
-            host = socket.gethostname()
-            for d in s.execute(select(Deployment).where(Deployment.status.in_(RUNNING),
-                                                        Deployment.worker_id.like(f"{host}:%"))).scalars():
-                busy[d.gpu_type] = busy.get(d.gpu_type, 0) + (1 if d.gpu_type == "cpu" else d.gpu_count)
+            busy = self._busy(s)
             for dep in queued:
                 need = 1 if dep.gpu_type == "cpu" else dep.gpu_count
                 if busy.get(dep.gpu_type, 0) + need > self._capacity(dep.gpu_type):
@@ -115,8 +146,14 @@ class Supervisor:
                 if dep.status != "provisioning":
                     return
                 args = self._worker_args(s, dep)
-                gpu_type, workdir = dep.gpu_type, self._workdir(dep.id)
-            handle = self.launcher.launch(workdir, args, gpu_type=gpu_type)
+                gpu_type, gpu_count, workdir = dep.gpu_type, dep.gpu_count, self._workdir(dep.id)
+            env, nonce = {}, None
+            if self.launcher.remote:  # it listens on the network: requests need the token
+                nonce = worker_auth.new_nonce()
+                env[worker_auth.ENV] = worker_auth.token(self.settings, dep_id, nonce)
+            handle = self.launcher.launch(dep_id, workdir, args, gpu_type=gpu_type, gpu_count=gpu_count, env=env)
+            if nonce:
+                handle["auth"] = nonce
         except Exception as exc:
             log.exception("could not start the worker of %s", dep_id)
             with self.ctx.db.session() as s:
@@ -128,8 +165,9 @@ class Supervisor:
         with self.ctx.db.session() as s:
             dep = self._row(s, dep_id)
             dep.worker_handle, dep.worker_url = handle, None
-            add_event(s, dep_id, "worker.started", f"Worker process {handle['pid']} started, loading the model",
-                      data={"pid": handle["pid"], "host": handle["host"], "supervisor": self.id})
+            add_event(s, dep_id, "worker.started", f"{self.launcher.describe(handle)} started, loading the model",
+                      data={"pid": handle.get("pid"), "host": handle.get("host"), "placement": self.launcher.name,
+                            "supervisor": self.id})
             if dep.status in TERMINAL:  # stopped while it was being launched
                 self.launcher.terminate(handle)
         self._probed[dep_id] = time.monotonic()
@@ -138,12 +176,17 @@ class Supervisor:
         return self.settings.data_dir / "deployments" / dep_id
 
     def _worker_args(self, s, dep: Deployment) -> list[str]:
-        """The worker's command line; a training job's checkpoint is copied next to it first."""
+        """The worker's command line; a training job's checkpoint is copied next to it first (or, for a
+        remote worker, named by its blob URL: the worker fetches it)."""
         cfg, st = dep.config or {}, self.settings
         model = dep.base_model
         adapter_args: list[str] = []
         if dep.checkpoint_id:
-            local = self._fetch_checkpoint(s, dep)
+            if self.launcher.remote:
+                ckpt = s.execute(select(Checkpoint).where(Checkpoint.id == dep.checkpoint_id)).scalar_one()
+                local = self.ctx.blobs.url(ckpt.blob_prefix).rstrip("/") + "/"
+            else:
+                local = self._fetch_checkpoint(s, dep)
             if dep.adapter:
                 adapter_args = ["--adapter", f"{dep.id}={local}"]
             else:
@@ -195,10 +238,11 @@ class Supervisor:
             handle, status, url = dep.worker_handle, dep.status, dep.worker_url
         if status not in RUNNING:
             return
-        if not self.launcher.alive(handle):
+        launcher = self._of(handle)
+        if launcher is None or not launcher.alive(handle):
             return self._worker_gone(dep_id, handle)
-        url = url or self.launcher.url(handle)
-        probe = self._probe(url) if url else None
+        url = url or launcher.url(handle)
+        probe = self._probe(url, worker_auth.headers(self.settings, dep_id, (handle or {}).get("auth"))) if url else None
         with self.ctx.db.session() as s:
             dep = self._row(s, dep_id, lock=True)
             if dep.status not in RUNNING or dep.worker_id != self.id:
@@ -209,15 +253,15 @@ class Supervisor:
             elif dep.status == "provisioning":
                 waited = time.time() - (handle or {}).get("started_at", time.time())
                 if waited > self.settings.deployment_start_timeout_seconds:
-                    self.launcher.terminate(handle)
+                    launcher.terminate(handle)
                     transition(s, dep, "failed", f"Deployment failed: the worker did not become ready in "
-                               f"{waited:.0f} s", error=("start_timeout", self.launcher.log_tail(handle, 500)))
+                               f"{waited:.0f} s", error=("start_timeout", launcher.log_tail(handle, 500)))
             else:
                 self._unhealthy(s, dep, probe)
 
-    def _probe(self, url: str) -> dict | None:
+    def _probe(self, url: str, headers: dict[str, str]) -> dict | None:
         try:
-            r = self._http.get(url + "/health")
+            r = self._http.get(url + "/health", headers=headers)
             return r.json() if r.headers.get("content-type", "").startswith("application/json") else None
         except (httpx.HTTPError, ValueError):
             return None
@@ -242,13 +286,19 @@ class Supervisor:
         elif dep.status == "unhealthy":
             since = self._unhealthy_since.setdefault(dep.id, time.monotonic())
             if time.monotonic() - since > self.settings.deployment_restart_unhealthy_after_seconds:
-                self.launcher.terminate(dep.worker_handle, grace=2.0)
+                launcher = self._of(dep.worker_handle)
+                if launcher is not None:
+                    launcher.terminate(dep.worker_handle, grace=2.0)
                 self._restart_or_fail(s, dep, f"Unhealthy for over "
                                       f"{self.settings.deployment_restart_unhealthy_after_seconds:.0f} s ({reason})")
 
     def _worker_gone(self, dep_id: str, handle) -> None:
-        code = self.launcher.exit_code(handle) if handle else None
-        tail = self.launcher.log_tail(handle) if handle else ""
+        """The worker exited: a deployment that was serving turns ``unhealthy`` (the gateway answers 503
+        ``upstream_unavailable``), then its worker is started again; one still starting fails."""
+        launcher = self._of(handle) if handle else None
+        code = launcher.exit_code(handle) if launcher else None
+        tail = launcher.log_tail(handle) if launcher else ""
+        why = "The worker process exited" + (f" (exit code {code})" if code is not None else "")
         with self.ctx.db.session() as s:
             dep = self._row(s, dep_id, lock=True)
             if dep.status not in RUNNING or dep.worker_id != self.id:
@@ -258,7 +308,13 @@ class Supervisor:
                 transition(s, dep, "failed", f"Deployment failed: the worker exited while starting "
                            f"(exit code {code}): {last}", error=("worker_start_failed", tail[-1000:]))
                 return
-            self._restart_or_fail(s, dep, "The worker process exited" + (f" (exit code {code})" if code is not None else ""))
+            if dep.status == "serving":
+                dep.worker_url = None
+                transition(s, dep, "unhealthy", f"Unhealthy: {why}", data={"exit_code": code})
+        with self.ctx.db.session() as s:
+            dep = self._row(s, dep_id, lock=True)
+            if dep.status == "unhealthy" and dep.worker_id == self.id:
+                self._restart_or_fail(s, dep, why)
 
     def _restart_or_fail(self, s, dep: Deployment, why: str) -> None:
         if dep.restarts >= self.settings.deployment_max_restarts:
@@ -267,26 +323,30 @@ class Supervisor:
             return
         dep.restarts += 1
         dep.worker_url, dep.health_failures = None, 0
+        self._unhealthy_since.pop(dep.id, None)
         transition(s, dep, "provisioning", f"{why}; restarting it (restart {dep.restarts})")
         dep_id = dep.id
         after_commit(s, lambda: self._launch(dep_id))
 
     # -- stopping, leases, recovery -----------------------------------------------------------
     def _reap(self) -> None:
-        """End the workers of deployments that were stopped or failed (on this host)."""
+        """End the workers of deployments that were stopped or failed (on this host, or on the remote
+        cluster this supervisor places workers on)."""
         with self.ctx.db.session(readonly=True) as s:
             rows = s.execute(select(Deployment.id, Deployment.worker_handle).where(
                 Deployment.status.in_(TERMINAL), Deployment.worker_handle.is_not(None))).all()
         for dep_id, handle in rows:
-            if not self.launcher.local(handle):
+            launcher = self._of(handle)
+            if launcher is None:
                 continue
-            self.launcher.terminate(handle)
+            launcher.terminate(handle)
             with self.ctx.db.session() as s:
                 dep = self._row(s, dep_id, lock=True)
                 if dep.status in TERMINAL and dep.worker_handle == handle:
                     pid = handle.get("pid")
                     dep.worker_handle, dep.worker_url = None, None
-                    add_event(s, dep_id, "worker.stopped", f"Worker process {pid} stopped", data={"pid": pid})
+                    add_event(s, dep_id, "worker.stopped", f"{launcher.describe(handle)} stopped",
+                              data={"pid": pid, "placement": launcher.name})
             self._probed.pop(dep_id, None)
 
     def _renew_leases(self) -> None:
@@ -309,12 +369,14 @@ class Supervisor:
                 if not (expired or _dead_local_process(dep.worker_id, host)):
                     continue
                 previous, dep.worker_id, dep.lease_expires_at = dep.worker_id, self.id, now + self.lease
-                if self.launcher.alive(dep.worker_handle):
+                launcher = self._of(dep.worker_handle)
+                if launcher is not None and dep.worker_handle and launcher.alive(dep.worker_handle):
+                    what = launcher.describe(dep.worker_handle)
                     add_event(s, dep.id, "worker.reattached", f"Supervisor {previous} is gone; {self.id} re-attached "
-                              f"to worker process {dep.worker_handle['pid']}", level="warning",
-                              data={"previous_supervisor": previous, "pid": dep.worker_handle["pid"]})
+                              f"to {what[0].lower() + what[1:]}", level="warning",
+                              data={"previous_supervisor": previous, "pid": dep.worker_handle.get("pid")})
                     continue
-                if self.launcher.local(dep.worker_handle) or dep.worker_handle is None:
+                if launcher is not None:
                     dep.worker_url = None
                     if dep.status != "provisioning":
                         dep.restarts += 1

@@ -8,8 +8,11 @@ model, then serves on a local port:
 * ``POST /adapters`` ``{"name", "path"}`` (another LoRA adapter on the same loaded base).
 
 The port is bound before the model loads (connections are refused until it is ready) and written
-to ``--state-file``, so the supervisor learns it without races and can re-attach after its own
-restart. The worker imports neither api/ nor store/, so it runs the same on any host. When no
+to ``--state-file`` and printed as a JSON line (``{"type": "worker.bound", ...}``, what a Ray job's log
+shows), so the supervisor learns it without races and can re-attach after its own restart. The worker
+imports neither api/ nor store/, so it runs the same on any host: on a Ray node or an SSH host the
+model and adapters may be blob URLs (``s3://…/``, ``file://…/``), fetched into ``--workdir`` first,
+and with ``TUNEYARD_WORKER_TOKEN`` set every request must carry it as a bearer token. When no
 supervisor has probed it for ``--orphan-timeout`` seconds it exits: a worker whose control plane
 is gone for good should not hold a GPU forever; a supervisor that comes back restarts it.
 """
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hmac
 import json
 import logging
 import os
@@ -85,6 +89,38 @@ def build_app(engine, served_name: str, default_adapter: str | None, default_max
     return app
 
 
+class TokenAuth:
+    """ASGI middleware: 401 unless ``Authorization: Bearer <token>`` (pure ASGI, so streams and client
+    disconnects pass through untouched)."""
+
+    def __init__(self, app, token: str):
+        self.app, self.expected = app, f"Bearer {token}".encode()
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http":
+            given = dict(scope.get("headers") or []).get(b"authorization", b"")
+            if not hmac.compare_digest(given, self.expected):
+                body = {"error": {"message": "This worker takes requests from its tuneyard gateway only",
+                                  "type": "authentication_error", "param": None, "code": "invalid_worker_token"}}
+                await JSONResponse(body, status_code=401)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def localize(value: str, dest: Path) -> str:
+    """A model or adapter given as a blob URL (a folder: ``…/``) is fetched to ``dest`` first."""
+    from tuneyard.training import staging
+
+    if not staging.is_url(value):
+        return value
+    if dest.is_dir() and any(dest.iterdir()):  # fetched by an earlier start of this deployment
+        return str(dest)
+    tmp = dest.with_name(dest.name + ".part")
+    staging.fetch(value if value.endswith("/") else value + "/", tmp)
+    os.replace(tmp, dest)
+    return str(dest)
+
+
 class Watchdog:
     """Exit when nobody has called /health for ``timeout`` seconds (0 = never)."""
 
@@ -124,6 +160,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--default-max-tokens", type=int, default=512)
     p.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
     p.add_argument("--orphan-timeout", type=float, default=0)
+    p.add_argument("--workdir", type=Path, default=None, help="where model/adapter URLs are fetched to")
     return p.parse_args(argv)
 
 
@@ -131,6 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    token = os.environ.pop("TUNEYARD_WORKER_TOKEN", "")  # not inherited by anything the engine starts
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((args.host, args.port))  # bound, not listening: probes are refused until the model is loaded
@@ -139,15 +177,19 @@ def main(argv: list[str] | None = None) -> int:
         tmp = args.state_file.with_suffix(".tmp")
         tmp.write_text(json.dumps({"pid": os.getpid(), "host": args.host, "port": port}))
         os.replace(tmp, args.state_file)
+    print(json.dumps({"type": "worker.bound", "pid": os.getpid(), "host": args.host, "port": port}), flush=True)
 
     import uvicorn
 
     from tuneyard import modelhub
     from tuneyard.inference.engine import make_engine
 
-    adapters = dict(a.split("=", 1) for a in args.adapter)
     started = time.monotonic()
-    model_path = str(modelhub.resolve_model(args.model).path)
+    workdir = (args.workdir or Path.cwd()).resolve()
+    workdir.mkdir(parents=True, exist_ok=True)
+    adapters = {name: localize(path, workdir / "adapters" / name)
+                for name, path in (a.split("=", 1) for a in args.adapter)}
+    model_path = str(modelhub.resolve_model(localize(args.model, workdir / "model")).path)
     engine = make_engine(args.engine, model_path, adapters=adapters, device=args.device,
                          max_batch_size=args.max_batch_size, max_model_len=args.max_model_len, threads=args.threads)
     engine.start()
@@ -156,6 +198,8 @@ def main(argv: list[str] | None = None) -> int:
     watchdog = Watchdog(args.orphan_timeout)
     default_adapter = next(iter(adapters), None)
     app = build_app(engine, args.served_name or args.model, default_adapter, args.default_max_tokens, watchdog)
+    if token:
+        app.add_middleware(TokenAuth, token=token)
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=5,
                                            timeout_keep_alive=75))
     watchdog.run_in_background(lambda: setattr(server, "should_exit", True))

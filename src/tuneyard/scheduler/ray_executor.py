@@ -66,37 +66,49 @@ class RayExecutor:
 
     # -- the four calls ---------------------------------------------------------------------------
     def submit(self, job_id: str, workdir: Path, spec_path: Path, *, gpu_type: str, gpu_count: int) -> Handle:
-        self._stop_earlier_attempts(job_id)
+        self.stop_live("tuneyard_job", job_id)
         submission_id = f"tuneyard-{job_id}-{workdir.name}"
         scratch = f"{self.settings.ray_scratch_dir.rstrip('/')}/{job_id}/{workdir.name}"
         entrypoint = (f"exec {shlex.quote(self.settings.ray_python)} -m tuneyard.training {spec_path.name} "
                       f"--workdir {shlex.quote(scratch)}")
-        runtime_env = json.loads(json.dumps(self.settings.ray_runtime_env))  # a copy
+        runtime_env = self.runtime_env({"RAY_JOB_STOP_WAIT_TIME_S": STOP_GRACE_SECONDS})
         runtime_env["working_dir"] = str(workdir)
+        self.client.submit_job(entrypoint=entrypoint, submission_id=submission_id, runtime_env=runtime_env,
+                               metadata={"tuneyard_job": job_id}, **self.resources(gpu_type, gpu_count))
+        log.info("submitted %s to Ray as %s", job_id, submission_id)
+        return {"submission_id": submission_id, "address": self.settings.ray_address, "offset": 0}
+
+    # -- shared with the deployment launcher (inference/ray_launcher.py) ---------------------------
+    def runtime_env(self, env_vars: dict[str, str]) -> dict:
+        """``TUNEYARD_RAY_RUNTIME_ENV`` with the process environment a remote tuneyard process needs
+        (storage access) and ``env_vars`` merged into its ``env_vars``."""
+        runtime_env = json.loads(json.dumps(self.settings.ray_runtime_env))  # a copy
         runtime_env["env_vars"] = {"PYTHONUNBUFFERED": "1", "TOKENIZERS_PARALLELISM": "false",
-                                   "RAY_JOB_STOP_WAIT_TIME_S": STOP_GRACE_SECONDS,
-                                   **runtime_env.get("env_vars", {}), **workspace.runner_env(self.ctx)}
+                                   **runtime_env.get("env_vars", {}), **workspace.runner_env(self.ctx), **env_vars}
+        return runtime_env
+
+    def resources(self, gpu_type: str, gpu_count: int) -> dict:
+        """``submit_job``'s entrypoint resources for one process on ``gpu_count`` x ``gpu_type``."""
         resources: dict = {"entrypoint_num_cpus": self.settings.ray_cpus_per_job}
         if gpu_type != "cpu":
+            if gpu_type not in self._labels:
+                self.inventory()  # learns Ray's accelerator_type label of each GPU type
             resources["entrypoint_num_gpus"] = gpu_count
             label = self._labels.get(gpu_type)
             if label:
                 resources["entrypoint_resources"] = {f"accelerator_type:{label}": 0.001}
-        self.client.submit_job(entrypoint=entrypoint, submission_id=submission_id, runtime_env=runtime_env,
-                               metadata={"tuneyard_job": job_id}, **resources)
-        log.info("submitted %s to Ray as %s", job_id, submission_id)
-        return {"submission_id": submission_id, "address": self.settings.ray_address, "offset": 0}
+        return resources
 
-    def _stop_earlier_attempts(self, job_id: str) -> None:
-        """At most one live Ray job per tuneyard job: a worker that died between submitting and
-        recording its handle must not leave a twin running."""
+    def stop_live(self, key: str, value: str) -> None:
+        """At most one live Ray job per tuneyard job (or deployment): a worker that died between
+        submitting and recording its handle must not leave a twin running."""
         for details in self.client.list_jobs():
-            if (details.metadata or {}).get("tuneyard_job") == job_id and not details.status.is_terminal():
-                log.warning("stopping an earlier Ray run of %s (%s)", job_id, details.submission_id)
+            if (details.metadata or {}).get(key) == value and not details.status.is_terminal():
+                log.warning("stopping an earlier Ray job of %s (%s)", value, details.submission_id)
                 self.client.stop_job(details.submission_id)
 
     def alive(self, handle: Handle) -> bool:
-        status = self._status(handle)
+        status = self.status(handle)
         return status is not None and not status.is_terminal()
 
     def cancel(self, handle: Handle) -> None:
@@ -110,7 +122,7 @@ class RayExecutor:
         unreachable_since = None
         while True:
             try:
-                status = self._status(handle)
+                status = self.status(handle)
                 if status is None:  # the cluster no longer knows the job (e.g. it was restarted)
                     yield {"type": "exit", "code": None, "_offset": offset}
                     return
@@ -137,12 +149,13 @@ class RayExecutor:
                         yield line
                 continue
             if status.is_terminal():
-                yield {"type": "exit", "code": self._exit_code(sid), "_offset": offset}
+                yield {"type": "exit", "code": self.exit_code(sid), "_offset": offset}
                 return
             time.sleep(POLL_SECONDS)
 
     # -- helpers ----------------------------------------------------------------------------------
-    def _status(self, handle: Handle):
+    def status(self, handle: Handle):
+        """The Ray job's status, or None once the cluster does not know it."""
         try:
             return self.client.get_job_status(handle["submission_id"])
         except RuntimeError as exc:
@@ -150,7 +163,7 @@ class RayExecutor:
                 return None
             raise
 
-    def _exit_code(self, sid: str) -> int | None:
+    def exit_code(self, sid: str) -> int | None:
         try:
             return self.client.get_job_info(sid).driver_exit_code
         except Exception:

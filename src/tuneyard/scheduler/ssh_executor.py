@@ -91,8 +91,10 @@ class SshExecutor:
     def capacity(self, gpu_type: str) -> int:
         return sum(h.gpus.get(gpu_type, 0) for h in self.hosts.values())
 
-    def _place(self, gpu_type: str, gpu_count: int) -> Host:
-        used: dict[str, int] = {}
+    def _place(self, gpu_type: str, gpu_count: int, also_used: dict[str, int] | None = None) -> Host:
+        """The host with the most free units of ``gpu_type``, counting the running training jobs (and
+        ``also_used``: host name -> units, what the caller knows is busy besides)."""
+        used: dict[str, int] = dict(also_used or {})
         with self.ctx.db.session(readonly=True) as s:
             for handle, count in s.execute(select(TrainingJob.executor_handle, TrainingJob.gpu_count).where(
                     TrainingJob.executor == self.name, TrainingJob.gpu_type == gpu_type,
@@ -195,12 +197,26 @@ class SshExecutor:
         env = {"PYTHONUNBUFFERED": "1", "TOKENIZERS_PARALLELISM": "false", **workspace.runner_env(self.ctx)}
         if gpu_type == "cpu":
             env["CUDA_VISIBLE_DEVICES"] = ""
+        self.write_env(host, rundir, env)
+        pid = self.start_detached(host, rundir, f"{shlex.quote(python)} -m tuneyard.training spec.json "
+                                                ">runner.jsonl 2>runner.stderr.log")
+        log.info("started %s on %s (pid %s)", job_id, host.name, pid)
+        return {"host": host.name, "dir": rundir, "pid": pid, "offset": 0}
+
+    # -- shared with the deployment launcher (inference/ssh_launcher.py) ---------------------------
+    def write_env(self, host: Host, rundir: str, env: dict[str, str]) -> None:
+        """A 0600 ``env.sh`` in ``rundir``, sourced by ``start_detached`` and deleted once read."""
         self._write(host, f"{rundir}/env.sh",
                     "".join(f"export {k}={shlex.quote(v)}\n" for k, v in env.items()).encode(), 0o600)
-        inner = (f"cd {q} || exit 1; . ./env.sh; {shlex.quote(python)} -m tuneyard.training spec.json "
-                 ">runner.jsonl 2>runner.stderr.log </dev/null & echo $! >pid; wait $!; echo $? >exit_code")
+
+    def start_detached(self, host: Host, rundir: str, command: str) -> int:
+        """Run ``command`` (with its output redirected) in ``rundir`` after sourcing ``env.sh``, in its own
+        session so that it outlives the connection; its pid goes to ``pid`` and, when it ends, its exit
+        code to ``exit_code``. Returns the pid once it has started (``env.sh`` is then deleted)."""
+        q = shlex.quote(rundir)
+        inner = f"cd {q} || exit 1; . ./env.sh; {command} </dev/null & echo $! >pid; wait $!; echo $? >exit_code"
         # One simple command in the background with every stream redirected: nothing keeps the SSH
-        # channel open, and the runner (in its own session) outlives the connection.
+        # channel open, and the process (in its own session) outlives the connection.
         self._run(host, f"setsid sh -c {shlex.quote(inner)} >/dev/null 2>&1 </dev/null &")
         pid = None
         for _ in range(100):
@@ -210,20 +226,24 @@ class SshExecutor:
                 break
             time.sleep(0.2)
         if pid is None:
-            raise SshError(f"{host.name}: the runner did not start")
-        self._run(host, f"rm -f {q}/env.sh", check=False)  # the runner has read it
-        log.info("started %s on %s (pid %s)", job_id, host.name, pid)
-        return {"host": host.name, "dir": rundir, "pid": pid, "offset": 0}
+            raise SshError(f"{host.name}: the process did not start")
+        self._run(host, f"rm -f {q}/env.sh", check=False)  # the process has read it
+        return pid
+
+    def running(self, host: Host, rundir: str, pid: int, marker: str) -> bool:
+        """Whether ``pid`` started in ``rundir`` still runs (and is still that process: ``marker`` is in
+        its command line). Raises when the host cannot be reached."""
+        q = shlex.quote(rundir)
+        probe = (f"test ! -e {q}/exit_code && kill -0 {int(pid)} 2>/dev/null && "
+                 f"tr '\\0' ' ' </proc/{int(pid)}/cmdline | grep -qF {shlex.quote(marker)}")
+        return self._run(host, f"{probe} && echo yes", check=False).strip() == "yes"
 
     def alive(self, handle: Handle) -> bool:
         host = self.hosts.get(handle.get("host", ""))
         if host is None:
             return False
-        q, pid = shlex.quote(handle["dir"]), int(handle["pid"])
-        probe = (f"test ! -e {q}/exit_code && kill -0 {pid} 2>/dev/null && "
-                 f"tr '\\0' ' ' </proc/{pid}/cmdline | grep -q tuneyard.training")
         try:
-            return self._run(host, f"{probe} && echo yes", check=False).strip() == "yes"
+            return self.running(host, handle["dir"], int(handle["pid"]), "tuneyard.training")
         except Exception as exc:
             log.warning("cannot reach %s: %s", host.name, exc)
             raise

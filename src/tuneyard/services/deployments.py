@@ -168,14 +168,17 @@ class Route:
     org_id: str
     status: str
     worker_url: str | None
+    worker_auth: str | None = None  # a remote worker's token nonce (inference/worker_auth.py)
 
 
 def route(session: Session, org_id: str, deployment_id: str) -> Route:
-    row = session.execute(select(Deployment.id, Deployment.org_id, Deployment.status, Deployment.worker_url)
+    row = session.execute(select(Deployment.id, Deployment.org_id, Deployment.status, Deployment.worker_url,
+                                 Deployment.worker_handle)
                           .where(Deployment.id == deployment_id, Deployment.org_id == org_id)).first()
     if row is None:
         raise NotFound(f"No deployment {deployment_id!r}", param="id")
-    return Route(*row)
+    *fields, handle = row
+    return Route(*fields, worker_auth=(handle or {}).get("auth"))
 
 
 def not_serving(r: Route) -> Unavailable:

@@ -21,7 +21,7 @@ import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from tests.conftest import ServeProcess
-from tests.deploy_helpers import stop_all
+from tests.deploy_helpers import stop_all, wait_job
 
 CHROMIUM = os.environ.get("TUNEYARD_TEST_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -342,5 +342,233 @@ def test_cancel_a_job_from_its_page(serve: ServeProcess, browser: Browser):
     expect(page.get_by_role("list", name="Job events").locator("li[data-event='job.cancelled']")).to_be_visible()
     expect(page.get_by_label("Job log")).to_contain_text("[Job cancelled]", timeout=MEDIUM)
     shot(page, "14-job-cancelled")
+    assert not errors, errors
+    context.close()
+
+
+# Every visible form control has an accessible name (a <label>, aria-label or aria-labelledby) and every
+# button has a name; returns the ones that do not, described.
+UNLABELLED_JS = """() => {
+    const visible = (el) => !!(el.offsetWidth || el.offsetHeight || el.getClientRects().length);
+    const out = [];
+    for (const el of document.querySelectorAll("input, select, textarea")) {
+        if (el.type === "hidden" || el.getAttribute("aria-hidden") === "true" || !visible(el) && el.type !== "file") continue;
+        if (el.labels?.length || el.getAttribute("aria-label") || el.getAttribute("aria-labelledby")) continue;
+        out.push(`${el.tagName.toLowerCase()}[name=${el.name}]`);
+    }
+    for (const el of document.querySelectorAll("button, a.button")) {
+        if (!visible(el)) continue;
+        if ((el.textContent || "").trim() || el.getAttribute("aria-label") || el.getAttribute("aria-labelledby")) continue;
+        out.push(`${el.tagName.toLowerCase()}.${el.className}`);
+    }
+    return out;
+}"""
+
+
+def assert_labelled(page: Page) -> None:
+    missing = page.evaluate(UNLABELLED_JS)
+    assert not missing, f"{page.url}: controls without an accessible name: {missing}"
+
+
+def ssh_key_pair() -> tuple[str, str]:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    key = Ed25519PrivateKey.generate()
+    private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH,
+                                serialization.NoEncryption()).decode()
+    public = key.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH).decode()
+    return public + " web@test", private
+
+
+def test_ssh_keys_grpo_form_and_a_base_model_deployment(serve: ServeProcess, browser: Browser):
+    """The parts the long test does not reach: SSH keys added and deleted, the GRPO form with an uploaded
+    reward function (estimate shown, job submitted then cancelled), the jobs list's "Load more", and a
+    deployment of the bundled base model created and stopped from the deployments page, with its request
+    log and metrics after one short chat. Nothing is trained."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, color_scheme="light")
+    page = context.new_page()
+    page.set_default_timeout(60_000)
+    errors = watch_errors(page)
+    sign_in(page, serve.url, serve.key)
+
+    # ---- SSH keys: a mismatched pair is refused with the server's message, a real pair is added, then deleted ----
+    nav(page, "Keys")
+    public, private = ssh_key_pair()
+    other_public, _ = ssh_key_pair()
+    ssh_form = page.get_by_role("form", name="Add an SSH key")
+    ssh_form.get_by_label("Name").fill("web-gpu-vm")
+    ssh_form.get_by_label("Provider").fill("lambda")
+    ssh_form.get_by_label("Public key").fill(other_public)
+    ssh_form.get_by_label("Private key").fill(private)
+    ssh_form.get_by_role("button", name="Add SSH key").click()
+    expect(ssh_form.get_by_role("alert")).to_contain_text("does not match")
+    ssh_form.get_by_label("Public key").fill(public)
+    ssh_form.get_by_role("button", name="Add SSH key").click()
+    ssh_table = page.get_by_role("table", name="SSH keys")
+    row = ssh_table.locator("tr", has_text="web-gpu-vm")
+    expect(row).to_contain_text("ssh-ed25519")
+    expect(row).to_contain_text("lambda")
+    with serve.client() as c:
+        listed = [k for k in c.get("/v1/ssh_keys").json()["data"] if k["name"] == "web-gpu-vm"]
+    assert len(listed) == 1 and listed[0]["fingerprint"].startswith("SHA256:"), listed
+    expect(row).to_contain_text(listed[0]["fingerprint"])
+    expect(ssh_form.get_by_label("Private key")).to_have_value("")  # not left on screen
+    assert_labelled(page)
+    shot(page, "20-ssh-key-added")
+    page.get_by_role("button", name="Delete SSH key web-gpu-vm").click()
+    page.get_by_role("button", name="Delete SSH key web-gpu-vm").click()  # confirm
+    expect(row).to_have_count(0)
+    with serve.client() as c:
+        assert c.get(f"/v1/ssh_keys/{listed[0]['id']}").status_code == 404
+    shot(page, "21-ssh-key-deleted")
+
+    # ---- GRPO: upload a reward function and a prompt dataset, fill the form, see the estimate ----
+    nav(page, "Reward functions")
+    page.get_by_label("File to upload").set_input_files(str(QUICKSTART / "quickstart_reward.py"))
+    page.get_by_label("Name").fill("web-grpo-reward")
+    page.get_by_role("button", name="Upload", exact=True).click()
+    expect(page.get_by_role("heading", name="web-grpo-reward", level=1)).to_be_visible()
+    rf_id = page.url.rsplit("/", 1)[-1]
+    with serve.client() as c:
+        r = c.post("/v1/datasets", files={"file": ("grpo.jsonl", (QUICKSTART / "quickstart_grpo.jsonl").read_bytes(),
+                                                   "application/jsonl")}, data={"name": "web-grpo"})
+        assert r.status_code == 201, r.text
+        ds = r.json()
+    nav(page, "Training jobs")
+    page.get_by_role("link", name="New training job").click()
+    expect(page.get_by_role("heading", name="New training job")).to_be_visible()
+    rewards = page.get_by_role("group", name="Reward functions")
+    expect(rewards).to_be_hidden()  # SFT needs none
+    page.get_by_label("Method").select_option("grpo")
+    expect(rewards).to_be_visible()
+    page.get_by_label("Dataset").select_option(ds["id"])
+    page.get_by_label("Base model").select_option("HuggingFaceTB/SmolLM2-135M-Instruct")
+    page.get_by_label("Output name").fill("web-grpo-model")
+    page.get_by_label("Max steps").fill("2")
+    page.get_by_label("Generations per prompt").fill("2")
+    page.get_by_label("Max completion tokens").fill("8")
+    page.get_by_label("GPU type").select_option("cpu")
+    estimate = page.get_by_test_id("estimate")
+    expect(estimate).to_contain_text("2 steps")
+    expect(page.get_by_test_id("estimate-total")).to_have_text(re.compile(r"^\$0\.\d+$"))
+    expect(estimate).to_contain_text("covers this estimate")
+    page.get_by_role("button", name="Start training").click()  # no reward picked yet: refused in the page
+    expect(page.get_by_role("alert")).to_contain_text("Pick at least one reward function")
+    rewards.get_by_label(re.compile("web-grpo-reward")).check()
+    assert_labelled(page)
+    shot(page, "22-new-grpo-job-estimate")
+    page.get_by_role("button", name="Start training").click()
+
+    expect(page.get_by_role("heading", name="web-grpo-model", level=1)).to_be_visible()
+    job_id = page.url.rsplit("/", 1)[-1]
+    with serve.client() as c:
+        job = c.get(f"/v1/training_jobs/{job_id}").json()
+    assert job["method"] == "grpo" and job["reward_function_ids"] == [rf_id], job
+    assert job["hyperparameters"]["max_steps"] == 2, job
+    page.get_by_role("button", name="Cancel job").click()
+    page.get_by_role("button", name="Confirm cancel").click()
+    expect(page.locator("[data-stat=status] .badge")).to_have_text("cancelled", timeout=LONG)
+    shot(page, "23-grpo-job-cancelled")
+
+    # ---- the jobs list one job per page (#/jobs?limit=1): "Load more" follows the API's cursor ----
+    with serve.client() as c:
+        r = c.post("/v1/training_jobs", json={"base_model": "HuggingFaceTB/SmolLM2-135M-Instruct", "dataset_id": ds["id"],
+                                              "method": "grpo", "output_name": "web-grpo-second",
+                                              "reward_function_ids": [rf_id], "hyperparameters": {"max_steps": 1}})
+        assert r.status_code == 201, r.text
+        second = r.json()["id"]
+        assert c.post(f"/v1/training_jobs/{second}/cancel").status_code == 200
+    page.goto(f"{serve.url}/#/jobs?limit=1")
+    jobs = page.get_by_role("table", name="Training jobs")
+    expect(jobs.locator("tr[data-job]")).to_have_count(1)
+    expect(jobs.locator(f"tr[data-job='{second}']")).to_be_visible()
+    page.get_by_role("button", name="Load more").click()
+    expect(jobs.locator("tr[data-job]")).to_have_count(2)
+    expect(jobs.locator(f"tr[data-job='{job_id}'] .badge")).to_have_text("cancelled")
+    assert_labelled(page)
+    shot(page, "24-jobs-load-more")
+    page.get_by_label("Method").select_option("grpo")  # filters keep the page size
+    expect(page).to_have_url(re.compile(r"#/jobs\?method=grpo&limit=1$"))
+    expect(page.get_by_role("table", name="Training jobs").locator("tr[data-job]")).to_have_count(1)
+    with serve.client() as c:  # nothing left running before the deployment starts
+        wait_job(c, second, timeout=LONG / 1000)
+
+    # ---- deployments: create one of the bundled base model from the form, chat once, see it logged, stop it ----
+    nav(page, "Deployments")
+    create = page.get_by_role("form", name="New deployment")
+    create.get_by_label("Model").select_option("hf:HuggingFaceTB/SmolLM2-135M-Instruct")
+    create.get_by_label("Name").fill("web-base")
+    create.get_by_label("GPU type").select_option("cpu")
+    create.get_by_label("Max batch size").fill("2")
+    assert_labelled(page)
+    shot(page, "25-deployment-create")
+    create.get_by_role("button", name="Deploy").click()
+    expect(page).to_have_url(re.compile(r"#/deployments/dep_\w+$"))
+    dep_id = page.url.rsplit("/", 1)[-1]
+    expect(page.get_by_role("heading", name="web-base", level=1)).to_be_visible()
+    expect(page.get_by_text("HuggingFaceTB/SmolLM2-135M-Instruct ·")).to_be_visible()
+    status = page.locator("[data-stat=status] .badge")
+    expect(status).to_have_text(re.compile("^(serving|failed)$"), timeout=LONG)  # a failure shows at once
+    assert status.inner_text() == "serving", page.locator(".alert.error").all_inner_texts()
+    page.get_by_label("Max tokens").fill("8")
+    page.get_by_label("Temperature").fill("0")
+    page.get_by_label("Message").fill("Say hi.")
+    page.get_by_role("button", name="Send").click()
+    answer = page.locator(".msg.assistant").last
+    expect(answer).to_have_attribute("data-finish", re.compile("stop|length"), timeout=MEDIUM)
+    requests = page.get_by_role("table", name="Request log")
+    expect(requests.locator("tr[data-request]")).to_have_count(1, timeout=MEDIUM)
+    expect(requests.locator("tr[data-request]")).to_contain_text("200")
+    expect(requests).to_contain_text("stream")
+    expect(page.locator("[data-stat=requests] .value")).to_have_text("1")
+    expect(page.locator("figure[data-chart=latency] figcaption .meta")).to_contain_text("1 point")
+    expect(page.locator("figure[data-chart=tokens_per_second] figcaption .meta")).to_contain_text("1 point")
+    expect(page.locator("figure[data-chart=latency_percentiles]")).to_contain_text("p95")
+    expect(page.locator("figure[data-chart=errors]")).to_contain_text("ok (2xx)")
+    assert_labelled(page)
+    shot(page, "26-base-deployment-serving")
+    page.get_by_role("button", name="Stop deployment").click()
+    page.get_by_role("button", name="Confirm stop").click()
+    expect(status).to_have_text("stopped", timeout=MEDIUM)
+    expect(page.get_by_role("button", name=re.compile("Stop deployment|Confirm stop"))).to_have_count(0)
+    expect(page.get_by_role("list", name="Deployment events")).to_contain_text("stopped")
+    expect(requests.locator("tr[data-request]")).to_have_count(1)  # the log outlives the deployment
+    shot(page, "27-base-deployment-stopped")
+    nav(page, "Deployments")
+    expect(page.get_by_role("table", name="Deployments").locator(f"tr[data-deployment='{dep_id}'] .badge")).to_have_text("stopped")
+
+    # ---- delete: a dataset a job used is refused (the server's reason shown), the reward function goes ----
+    page.goto(f"{serve.url}/#/datasets/{ds['id']}")
+    expect(page.get_by_role("heading", name="web-grpo", level=1)).to_be_visible()
+    page.get_by_role("button", name="Delete").click()
+    page.get_by_role("button", name="Confirm delete").click()
+    expect(page.get_by_role("status").filter(has_text="cannot be deleted")).to_be_visible()
+    expect(page.get_by_role("heading", name="web-grpo", level=1)).to_be_visible()
+    page.goto(f"{serve.url}/#/rewards/{rf_id}")
+    expect(page.get_by_role("heading", name="web-grpo-reward", level=1)).to_be_visible()
+    page.get_by_role("button", name="Delete").click()
+    page.get_by_role("button", name="Confirm delete").click()
+    expect(page.get_by_role("heading", name="Reward functions", level=1)).to_be_visible()
+    expect(page.get_by_role("link", name="web-grpo-reward")).to_have_count(0)
+
+    # ---- phone width in dark mode: nothing scrolls sideways, and every page's controls have names ----
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.emulate_media(color_scheme="dark")
+    for route in (f"deployments/{dep_id}", "keys", "jobs/new?method=grpo", f"jobs/{job_id}", "datasets",
+                  f"datasets/{ds['id']}", "rewards", "billing"):
+        page.goto(f"{serve.url}/#/{route}")
+        expect(page.locator("h1")).to_be_visible()
+        expect(page.get_by_text("Loading…")).to_have_count(0)
+        overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+        assert overflow <= 1, f"#/{route} scrolls sideways by {overflow}px on a phone"
+        assert_labelled(page)
+        if route.startswith(("deployments/", "keys", "jobs/new")):
+            shot(page, f"phone-dark-{route.split('/')[0].split('?')[0]}{'-grpo' if 'grpo' in route else ''}")
+    assert page.evaluate("getComputedStyle(document.body).backgroundColor") == "rgb(15, 18, 22)"
+    page.goto(f"{serve.url}/#/signin")
+    expect(page.get_by_role("heading", name="Sign in to tuneyard")).to_be_visible()
+    assert_labelled(page)
+
     assert not errors, errors
     context.close()

@@ -6,19 +6,25 @@ import { ago, badge, clear, errorBox, every, field, h, money, num, pageHead, pro
 export const JOB_STATUSES = ["queued", "provisioning", "running", "completed", "failed", "cancelled"];
 export const METHODS = ["sft", "dpo", "grpo"];
 const REFRESH_MS = 3000;
+const PAGE = 20; // rows per "Load more"; `#/jobs?limit=N` sets another page size
+const MAX_PAGE = 100; // the API's largest page
 
 export async function renderList(main, { query, signal, navigate }) {
   const status = select([["", "All statuses"], ...JOB_STATUSES], query.status, { name: "status" });
   const method = select([["", "All methods"], ...METHODS.map((m) => [m, m.toUpperCase()])], query.method, { name: "method" });
   const body = h("div", {}, h("p", { class: "muted" }, "Loading…"));
   const more = h("button", { type: "button", hidden: true }, "Load more");
-  let after = null;
-  let extra = [];
+  // The list shows the newest `shown` jobs, read page by page with the API's cursor (`after`); "Load
+  // more" grows it by one page. Re-reading from the top on every refresh keeps rows from slipping
+  // between pages while new jobs arrive.
+  const pageSize = Math.max(1, Math.min(MAX_PAGE, parseInt(query.limit, 10) || PAGE));
+  let shown = pageSize;
 
   const onFilter = () => {
     const qs = new URLSearchParams();
     if (status.value) qs.set("status", status.value);
     if (method.value) qs.set("method", method.value);
+    if (query.limit) qs.set("limit", query.limit);
     navigate(`#/jobs${qs.toString() ? `?${qs}` : ""}`);
   };
   status.addEventListener("change", onFilter);
@@ -29,24 +35,36 @@ export async function renderList(main, { query, signal, navigate }) {
       h("a", { class: "button primary", href: "#/jobs/new" }, "New training job")),
     h("section", { class: "panel", "aria-label": "Training jobs" },
       h("div", { class: "filters", role: "search" }, field("Status", status), field("Method", method)),
-      body, more));
+      body, h("div", { class: "row", style: "margin-top:.75rem" }, more)));
 
-  const filters = () => ({ status: query.status, method: query.method });
+  let seq = 0; // the newest refresh wins (the poll and "Load more" can overlap)
   async function refresh() {
-    const page = await api("/v1/training_jobs", { query: { ...filters(), limit: 20 }, signal });
-    const rows = [...page.data, ...extra.filter((e) => !page.data.some((d) => d.id === e.id))];
-    if (after === null) {
-      more.hidden = !page.has_more;
-      after = page.data.length ? page.data[page.data.length - 1].id : null;
+    const mine = ++seq;
+    const rows = [];
+    let after;
+    let hasMore = false;
+    while (rows.length < shown) {
+      const page = await api("/v1/training_jobs", { signal,
+        query: { status: query.status, method: query.method, limit: Math.min(MAX_PAGE, shown - rows.length), after } });
+      rows.push(...page.data);
+      hasMore = page.has_more;
+      if (!page.has_more || !page.data.length) break;
+      after = page.data[page.data.length - 1].id;
     }
+    if (mine !== seq) return;
+    more.hidden = !hasMore;
     clear(body, jobTable(rows, query.status || query.method ? "No jobs match these filters." : null));
   }
   more.addEventListener("click", async () => {
-    const page = await api("/v1/training_jobs", { query: { ...filters(), limit: 20, after }, signal });
-    extra = [...extra, ...page.data];
-    after = page.data.length ? page.data[page.data.length - 1].id : after;
-    more.hidden = !page.has_more;
-    await refresh();
+    shown += pageSize;
+    more.disabled = true;
+    try {
+      await refresh();
+    } catch (err) {
+      if (err.name !== "AbortError") clear(body, errorBox(err));
+    } finally {
+      more.disabled = false;
+    }
   });
   try {
     await refresh();

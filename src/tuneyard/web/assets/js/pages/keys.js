@@ -102,8 +102,8 @@ export async function render(main, { signal, me }) {
     const keys = await listAll("/v1/ssh_keys");
     clear(sshList, table([
       { label: "Name", cell: (k) => h("div", {}, k.name, h("div", { class: "muted small mono" }, k.id)) },
-      { label: "Type", cell: (k) => k.key_type || "—" },
-      { label: "Fingerprint", cell: (k) => h("code", { class: "small" }, k.fingerprint) },
+      { label: "Type", cell: (k) => h("span", { class: "nowrap small" }, k.key_type || "—") },
+      { label: "Fingerprint", cell: (k) => h("code", { class: "small", style: "overflow-wrap:anywhere" }, k.fingerprint) },
       { label: "Provider", cell: (k) => k.provider || "—" },
       { label: "Added", cell: (k) => h("span", { class: "small nowrap" }, ago(k.created_at)) },
       { label: "", cell: (k) => {

@@ -156,6 +156,7 @@ export async function render(main, { query, signal, navigate }) {
 
   let timer = null;
   const changed = () => {
+    clear(status); // an earlier refusal may no longer apply
     syncMethod();
     clearTimeout(timer);
     timer = setTimeout(estimate, 250);
@@ -173,6 +174,11 @@ export async function render(main, { query, signal, navigate }) {
     if (!dataset.value) {
       clear(status, errorBox("Choose a dataset."));
       dataset.focus();
+      return;
+    }
+    if (method.value === "grpo" && !rewardBoxes.some((b) => b.checked)) {
+      clear(status, errorBox(rewards.length ? "Pick at least one reward function for GRPO." : "Upload a reward function first: GRPO needs one."));
+      (rewardBoxes[0] || dataset).focus();
       return;
     }
     const body = {

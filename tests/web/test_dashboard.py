@@ -393,6 +393,8 @@ def test_ssh_keys_grpo_form_and_a_base_model_deployment(serve: ServeProcess, bro
     sign_in(page, serve.url, serve.key)
 
     # ---- SSH keys: a mismatched pair is refused with the server's message, a real pair is added, then deleted ----
+    with serve.client() as c:
+        spare = c.post("/v1/api_keys", json={"name": "web-spare-key"}).json()
     nav(page, "Keys")
     public, private = ssh_key_pair()
     other_public, _ = ssh_key_pair()
@@ -422,6 +424,12 @@ def test_ssh_keys_grpo_form_and_a_base_model_deployment(serve: ServeProcess, bro
     with serve.client() as c:
         assert c.get(f"/v1/ssh_keys/{listed[0]['id']}").status_code == 404
     shot(page, "21-ssh-key-deleted")
+    page.get_by_role("button", name="Revoke API key web-spare-key").click()
+    expect(page.get_by_role("button", name="Revoke API key web-spare-key")).to_have_text("Confirm revoke")
+    page.get_by_role("button", name="Revoke API key web-spare-key").click()
+    expect(page.locator("tr[data-key-name='web-spare-key']")).to_have_count(0)
+    with httpx.Client(base_url=serve.url, headers={"Authorization": f"Bearer {spare['key']}"}) as c:
+        assert c.get("/v1/me").status_code == 401
 
     # ---- GRPO: upload a reward function and a prompt dataset, fill the form, see the estimate ----
     nav(page, "Reward functions")
@@ -538,20 +546,6 @@ def test_ssh_keys_grpo_form_and_a_base_model_deployment(serve: ServeProcess, bro
     nav(page, "Deployments")
     expect(page.get_by_role("table", name="Deployments").locator(f"tr[data-deployment='{dep_id}'] .badge")).to_have_text("stopped")
 
-    # ---- delete: a dataset a job used is refused (the server's reason shown), the reward function goes ----
-    page.goto(f"{serve.url}/#/datasets/{ds['id']}")
-    expect(page.get_by_role("heading", name="web-grpo", level=1)).to_be_visible()
-    page.get_by_role("button", name="Delete").click()
-    page.get_by_role("button", name="Confirm delete").click()
-    expect(page.get_by_role("status").filter(has_text="cannot be deleted")).to_be_visible()
-    expect(page.get_by_role("heading", name="web-grpo", level=1)).to_be_visible()
-    page.goto(f"{serve.url}/#/rewards/{rf_id}")
-    expect(page.get_by_role("heading", name="web-grpo-reward", level=1)).to_be_visible()
-    page.get_by_role("button", name="Delete").click()
-    page.get_by_role("button", name="Confirm delete").click()
-    expect(page.get_by_role("heading", name="Reward functions", level=1)).to_be_visible()
-    expect(page.get_by_role("link", name="web-grpo-reward")).to_have_count(0)
-
     # ---- phone width in dark mode: nothing scrolls sideways, and every page's controls have names ----
     page.set_viewport_size({"width": 390, "height": 844})
     page.emulate_media(color_scheme="dark")
@@ -566,6 +560,22 @@ def test_ssh_keys_grpo_form_and_a_base_model_deployment(serve: ServeProcess, bro
         if route.startswith(("deployments/", "keys", "jobs/new")):
             shot(page, f"phone-dark-{route.split('/')[0].split('?')[0]}{'-grpo' if 'grpo' in route else ''}")
     assert page.evaluate("getComputedStyle(document.body).backgroundColor") == "rgb(15, 18, 22)"
+
+    # ---- delete (still on a phone): a dataset a job used is refused with the server's reason; a reward goes ----
+    page.goto(f"{serve.url}/#/datasets/{ds['id']}")
+    expect(page.get_by_role("heading", name="web-grpo", level=1)).to_be_visible()
+    page.get_by_role("button", name="Delete").click()
+    page.get_by_role("button", name="Confirm delete").click()
+    expect(page.get_by_role("status").filter(has_text="cannot be deleted")).to_be_visible()
+    expect(page.get_by_role("heading", name="web-grpo", level=1)).to_be_visible()
+    expect(page.get_by_role("button", name="Delete")).to_be_enabled()  # disarmed again
+    page.goto(f"{serve.url}/#/rewards/{rf_id}")
+    expect(page.get_by_role("heading", name="web-grpo-reward", level=1)).to_be_visible()
+    page.get_by_role("button", name="Delete").click()
+    page.get_by_role("button", name="Confirm delete").click()
+    expect(page.get_by_role("heading", name="Reward functions", level=1)).to_be_visible()
+    expect(page.get_by_role("link", name="web-grpo-reward")).to_have_count(0)
+    shot(page, "phone-dark-reward-deleted")
     page.goto(f"{serve.url}/#/signin")
     expect(page.get_by_role("heading", name="Sign in to tuneyard")).to_be_visible()
     assert_labelled(page)

@@ -169,6 +169,34 @@ export function copyButton(text, label = "Copy") {
   return btn;
 }
 
+/**
+ * A destructive button that asks for a second click (no browser confirm dialog): the first click
+ * arms it for 6 s and shows `confirmText`; the second runs `action`. A failed action is toasted and the
+ * button disarms.
+ */
+export function confirmButton(text, confirmText, action, attrs = {}) {
+  const btn = h("button", { type: "button", class: "danger", ...attrs }, text);
+  let timer = null;
+  const disarm = () => { clearTimeout(timer); btn.dataset.armed = ""; btn.textContent = text; btn.disabled = false; };
+  btn.addEventListener("click", async () => {
+    if (btn.dataset.armed !== "1") {
+      btn.dataset.armed = "1";
+      btn.textContent = confirmText;
+      timer = setTimeout(disarm, 6000);
+      return;
+    }
+    clearTimeout(timer);
+    btn.disabled = true;
+    try {
+      await action();
+    } catch (err) {
+      if (err.name !== "AbortError") toast(err.message, "error");
+      disarm();
+    }
+  });
+  return btn;
+}
+
 export function stat(label, value, hint, attrs = {}) {
   return h("div", { class: "stat", ...attrs }, h("div", { class: "label" }, label), h("div", { class: "value" }, value),
     hint ? h("div", { class: "hint" }, hint) : null);

@@ -2,7 +2,7 @@
 // detected format, columns and a preview of its first rows.
 
 import { api, listAll } from "../api.js";
-import { ago, bytes, clear, dateTime, field, h, num, pageHead, table, toast } from "../ui.js";
+import { ago, bytes, clear, confirmButton, dateTime, field, h, num, pageHead, table, toast } from "../ui.js";
 import { scanJsonl, uploader } from "../upload.js";
 
 const FORMAT_HELP = {
@@ -49,20 +49,10 @@ export async function renderList(main, { signal, navigate }) {
 export async function renderOne(main, { params: [id], signal, navigate }) {
   const ds = await api(`/v1/datasets/${id}`, { signal });
   const columns = [...new Set((ds.preview || []).flatMap((r) => Object.keys(r)))];
-  const del = h("button", { type: "button", class: "danger" }, "Delete");
-  del.addEventListener("click", async () => {
-    if (del.dataset.armed !== "1") {
-      del.dataset.armed = "1";
-      del.textContent = "Confirm delete";
-      return;
-    }
-    try {
-      await api(`/v1/datasets/${ds.id}`, { method: "DELETE", signal });
-      toast(`Deleted ${ds.name}`);
-      navigate("#/datasets");
-    } catch (err) {
-      toast(err.message, "error");
-    }
+  const del = confirmButton("Delete", "Confirm delete", async () => {
+    await api(`/v1/datasets/${ds.id}`, { method: "DELETE", signal });
+    toast(`Deleted ${ds.name}`);
+    navigate("#/datasets");
   });
   main.append(
     pageHead(ds.name, FORMAT_HELP[ds.format] || ds.format, [

@@ -2,7 +2,7 @@
 // (uploaded, listed, deleted; key material never comes back).
 
 import { api, listAll } from "../api.js";
-import { ago, clear, copyButton, dateTime, errorBox, field, h, pageHead, table, toast } from "../ui.js";
+import { ago, clear, confirmButton, copyButton, dateTime, errorBox, field, h, pageHead, table, toast } from "../ui.js";
 
 export async function render(main, { signal, me }) {
   const apiList = h("div");
@@ -51,25 +51,11 @@ export async function render(main, { signal, me }) {
 
   function revokeButton(k) {
     const own = k.id === me?.api_key_id;
-    const btn = h("button", { type: "button", class: "danger", "aria-label": `Revoke API key ${k.name}` }, "Revoke");
-    btn.addEventListener("click", async () => {
-      if (btn.dataset.armed !== "1") {
-        btn.dataset.armed = "1";
-        btn.textContent = own ? "Revoke and sign out" : "Confirm revoke";
-        setTimeout(() => { btn.dataset.armed = ""; btn.textContent = "Revoke"; }, 6000);
-        return;
-      }
-      btn.disabled = true;
-      try {
-        await api(`/v1/api_keys/${k.id}`, { method: "DELETE", signal });
-        toast(`Revoked ${k.name} (${k.key_prefix}…)`);
-        if (!own) await drawApiKeys();
-      } catch (err) {
-        toast(err.message, "error");
-        btn.disabled = false;
-      }
-    });
-    return btn;
+    return confirmButton("Revoke", own ? "Revoke and sign out" : "Confirm revoke", async () => {
+      await api(`/v1/api_keys/${k.id}`, { method: "DELETE", signal });
+      toast(`Revoked ${k.name} (${k.key_prefix}…)`);
+      if (!own) await drawApiKeys();
+    }, { "aria-label": `Revoke API key ${k.name}` });
   }
 
   // ---- SSH keys ----
@@ -106,24 +92,11 @@ export async function render(main, { signal, me }) {
       { label: "Fingerprint", cell: (k) => h("code", { class: "small", style: "overflow-wrap:anywhere" }, k.fingerprint) },
       { label: "Provider", cell: (k) => k.provider || "—" },
       { label: "Added", cell: (k) => h("span", { class: "small nowrap" }, ago(k.created_at)) },
-      { label: "", cell: (k) => {
-        const btn = h("button", { type: "button", class: "danger", "aria-label": `Delete SSH key ${k.name}` }, "Delete");
-        btn.addEventListener("click", async () => {
-          if (btn.dataset.armed !== "1") {
-            btn.dataset.armed = "1";
-            btn.textContent = "Confirm delete";
-            return;
-          }
-          try {
-            await api(`/v1/ssh_keys/${k.id}`, { method: "DELETE", signal });
-            toast(`Deleted SSH key ${k.name}`);
-            await drawSshKeys();
-          } catch (err) {
-            toast(err.message, "error");
-          }
-        });
-        return btn;
-      } },
+      { label: "", cell: (k) => confirmButton("Delete", "Confirm delete", async () => {
+        await api(`/v1/ssh_keys/${k.id}`, { method: "DELETE", signal });
+        toast(`Deleted SSH key ${k.name}`);
+        await drawSshKeys();
+      }, { "aria-label": `Delete SSH key ${k.name}` }) },
     ], keys, { empty: "No SSH keys. Add one to run jobs on a GPU VM over SSH.", caption: "SSH keys", rowAttrs: (k) => ({ "data-ssh-key": k.id }) }));
   }
 

@@ -3,7 +3,7 @@
 
 import { api, listAll } from "../api.js";
 import { highlightPython } from "../highlight.js";
-import { ago, bytes, clear, dateTime, field, h, pageHead, select, table, toast } from "../ui.js";
+import { ago, bytes, clear, confirmButton, dateTime, field, h, pageHead, select, table, toast } from "../ui.js";
 import { uploader } from "../upload.js";
 
 const FORMAT_HINT = {
@@ -48,20 +48,10 @@ export async function renderList(main, { signal, navigate }) {
 
 export async function renderOne(main, { params: [id], signal, navigate }) {
   const rf = await api(`/v1/reward_functions/${id}`, { signal });
-  const del = h("button", { type: "button", class: "danger" }, "Delete");
-  del.addEventListener("click", async () => {
-    if (del.dataset.armed !== "1") {
-      del.dataset.armed = "1";
-      del.textContent = "Confirm delete";
-      return;
-    }
-    try {
-      await api(`/v1/reward_functions/${rf.id}`, { method: "DELETE", signal });
-      toast(`Deleted ${rf.name}`);
-      navigate("#/rewards");
-    } catch (err) {
-      toast(err.message, "error");
-    }
+  const del = confirmButton("Delete", "Confirm delete", async () => {
+    await api(`/v1/reward_functions/${rf.id}`, { method: "DELETE", signal });
+    toast(`Deleted ${rf.name}`);
+    navigate("#/rewards");
   });
   main.append(
     pageHead(rf.name, `${rf.format} reward · entrypoint ${rf.entrypoint}`, [del],

@@ -463,8 +463,12 @@ def test_ssh_keys_grpo_form_and_a_base_model_deployment(serve: ServeProcess, bro
     expect(estimate).to_contain_text("covers this estimate")
     page.get_by_role("button", name="Start training").click()  # no reward picked yet: refused in the page
     expect(page.get_by_role("alert")).to_contain_text("Pick at least one reward function")
-    rewards.get_by_label(re.compile("web-grpo-reward")).check()
+    weight = rewards.get_by_label("Weight of web-grpo-reward")
+    expect(weight).to_be_disabled()  # until the reward is picked
+    rewards.get_by_label(re.compile("^web-grpo-reward")).check()
+    weight.fill("0.5")
     assert_labelled(page)
+    page.evaluate("document.querySelector('.toasts')?.replaceChildren()")  # earlier toasts would hide the estimate
     shot(page, "22-new-grpo-job-estimate")
     page.get_by_role("button", name="Start training").click()
 
@@ -472,7 +476,8 @@ def test_ssh_keys_grpo_form_and_a_base_model_deployment(serve: ServeProcess, bro
     job_id = page.url.rsplit("/", 1)[-1]
     with serve.client() as c:
         job = c.get(f"/v1/training_jobs/{job_id}").json()
-    assert job["method"] == "grpo" and job["reward_function_ids"] == [rf_id], job
+    assert job["method"] == "grpo" and job["reward_function_ids"] == [rf_id] and job["reward_weights"] == [0.5], job
+    expect(page.get_by_role("link", name=rf_id)).to_be_visible()  # the configuration names the reward
     assert job["hyperparameters"]["max_steps"] == 2, job
     page.get_by_role("button", name="Cancel job").click()
     page.get_by_role("button", name="Confirm cancel").click()

@@ -141,7 +141,9 @@ function toastHost() {
 
 export function toast(message, kind = "info", ms = 5000) {
   const el = h("div", { class: `toast ${kind}` }, message);
-  toastHost().append(el);
+  const host = toastHost();
+  host.append(el);
+  while (host.children.length > 3) host.firstElementChild.remove(); // the newest few, not a wall
   setTimeout(() => el.remove(), ms);
 }
 

@@ -111,7 +111,8 @@ export async function render(main, { params: [jobId], signal, navigate }) {
       h("dt", {}, "Base model"), h("dd", {}, job.base_model),
       h("dt", {}, "Dataset"), h("dd", {}, h("a", { href: `#/datasets/${job.dataset_id}` }, job.dataset_id)),
       job.reward_function_ids?.length ? [h("dt", {}, "Reward functions"), h("dd", {},
-        job.reward_function_ids.map((id, i) => [i ? ", " : "", h("a", { href: `#/rewards/${id}` }, id)]))] : null,
+        job.reward_function_ids.map((id, i) => [i ? ", " : "", h("a", { href: `#/rewards/${id}` }, id),
+          job.reward_weights ? ` × ${job.reward_weights[i]}` : ""]))] : null,
       Object.entries(job.hyperparameters || {}).map(([k, v]) => [h("dt", { class: "mono small" }, k), h("dd", { class: "mono small" }, JSON.stringify(v))]),
       h("dt", {}, "Created"), h("dd", {}, dateTime(job.created_at)),
       job.completed_at ? [h("dt", {}, "Finished"), h("dd", {}, dateTime(job.completed_at))] : null));

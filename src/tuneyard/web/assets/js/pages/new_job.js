@@ -43,10 +43,15 @@ export async function render(main, { query, signal, navigate }) {
     { name: "base_model", required: true });
   const datasetHint = h("span");
   const rewardBoxes = rewards.map((r) => h("input", { type: "checkbox", name: "reward_function_ids", value: r.id, id: `rf-${r.id}` }));
+  // Each picked reward may carry a weight (the job's reward is the weighted sum; empty = 1).
+  const rewardWeights = rewards.map((r) => h("input", { type: "number", name: "reward_weights", step: "any", placeholder: "1",
+    class: "weight", disabled: true, "aria-label": `Weight of ${r.name}` }));
   const rewardSet = h("fieldset", {}, h("legend", {}, "Reward functions"),
     rewards.length
-      ? h("div", { class: "grid" }, rewards.map((r, i) => h("label", { class: "check", for: rewardBoxes[i].id }, rewardBoxes[i],
-        h("span", {}, r.name, h("span", { class: "muted small" }, ` ${r.format} · ${r.id}`)))))
+      ? h("div", { class: "grid" }, rewards.map((r, i) => h("div", { class: "row" },
+        h("label", { class: "check", for: rewardBoxes[i].id }, rewardBoxes[i],
+          h("span", {}, r.name, h("span", { class: "muted small" }, ` ${r.format} · ${r.id}`))),
+        h("span", { class: "muted small" }, "×"), rewardWeights[i])))
       : h("p", { class: "muted", style: "margin:0" }, "No reward functions yet. ", h("a", { href: "#/rewards" }, "Upload one"), " for GRPO."));
   const hyperInputs = Object.fromEntries(HYPER.map(([name, , type, placeholder]) =>
     [name, h("input", { name, type, step: "any", min: "0", placeholder, inputmode: "decimal" })]));
@@ -97,6 +102,7 @@ export async function render(main, { query, signal, navigate }) {
   function syncMethod() {
     const m = method.value;
     rewardSet.hidden = m !== "grpo";
+    rewardBoxes.forEach((b, i) => { rewardWeights[i].disabled = !b.checked; });
     for (const f of hyperFields) f.hidden = Boolean(f.dataset.methods) && !f.dataset.methods.split(",").includes(m);
     if (!dataset.value) {
       const fit = datasets.find((d) => METHOD_FORMATS[m].includes(d.format));
@@ -186,7 +192,13 @@ export async function render(main, { query, signal, navigate }) {
       output_name: outputName.value.trim() || undefined, hyperparameters: hyperparameters(),
       gpu: { type: gpuType.value, count: parseInt(gpuCount.value || "1", 10) },
     };
-    if (method.value === "grpo") body.reward_function_ids = rewardBoxes.filter((b) => b.checked).map((b) => b.value);
+    if (method.value === "grpo") {
+      const picked = rewards.map((r, i) => i).filter((i) => rewardBoxes[i].checked);
+      body.reward_function_ids = picked.map((i) => rewards[i].id);
+      if (picked.some((i) => rewardWeights[i].value.trim())) {
+        body.reward_weights = picked.map((i) => (rewardWeights[i].value.trim() ? Number(rewardWeights[i].value) : 1));
+      }
+    }
     submit.disabled = true;
     try {
       const job = await api("/v1/training_jobs", { body, signal });

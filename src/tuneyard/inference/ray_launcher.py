@@ -49,12 +49,11 @@ class RayLauncher:
         scratch = f"{self.settings.ray_scratch_dir.rstrip('/')}/deployments/{dep_id}"
         cmd = [self.settings.ray_python, "-m", "tuneyard.inference.worker", *args,
                "--host", self.settings.remote_worker_bind_host, "--workdir", scratch]
-        extra = {"RAY_JOB_STOP_WAIT_TIME_S": STOP_GRACE_SECONDS, "HF_HUB_OFFLINE": "1",
-                 **(env or {})}
+        defaults = {"RAY_JOB_STOP_WAIT_TIME_S": STOP_GRACE_SECONDS, "HF_HUB_OFFLINE": "1"}
         if gpu_type == "cpu":
-            extra["CUDA_VISIBLE_DEVICES"] = ""
+            defaults["CUDA_VISIBLE_DEVICES"] = ""
         self.ray.client.submit_job(entrypoint="exec " + shlex.join(cmd), submission_id=submission_id,
-                                   runtime_env=self.ray.runtime_env(extra),
+                                   runtime_env=self.ray.runtime_env(env, defaults),
                                    metadata={"tuneyard_deployment": dep_id},
                                    **self.ray.resources(gpu_type, gpu_count))
         log.info("submitted the worker of %s to Ray as %s", dep_id, submission_id)

@@ -85,9 +85,11 @@ class Supervisor:
         self._watch()
 
     def _of(self, handle):
-        """The launcher that can check and end the worker behind ``handle`` (the configured one for a
-        handle without a worker yet; None for one out of reach, e.g. on another host)."""
-        if handle is None or self.launcher.manages(handle):
+        """The launcher that can check and end the worker behind ``handle`` (None without a handle, or for
+        one out of reach: on another host, or placed by an executor this supervisor is not configured for)."""
+        if not handle:
+            return None
+        if self.launcher.manages(handle):
             return self.launcher
         return self._local if self._local.manages(handle) else None
 
@@ -152,6 +154,7 @@ class Supervisor:
                 nonce = worker_auth.new_nonce()
                 env[worker_auth.ENV] = worker_auth.token(self.settings, dep_id, nonce)
             handle = self.launcher.launch(dep_id, workdir, args, gpu_type=gpu_type, gpu_count=gpu_count, env=env)
+            handle.setdefault("started_at", time.time())
             if nonce:
                 handle["auth"] = nonce
         except Exception as exc:
@@ -242,7 +245,8 @@ class Supervisor:
         if launcher is None or not launcher.alive(handle):
             return self._worker_gone(dep_id, handle)
         url = url or launcher.url(handle)
-        probe = self._probe(url, worker_auth.headers(self.settings, dep_id, (handle or {}).get("auth"))) if url else None
+        auth = worker_auth.headers(self.settings, dep_id, handle.get("auth"))
+        probe = self._probe(url, auth) if url else None
         with self.ctx.db.session() as s:
             dep = self._row(s, dep_id, lock=True)
             if dep.status not in RUNNING or dep.worker_id != self.id:
@@ -251,7 +255,7 @@ class Supervisor:
             if probe is not None and probe.get("status") == "ok":
                 self._healthy(s, dep, probe)
             elif dep.status == "provisioning":
-                waited = time.time() - (handle or {}).get("started_at", time.time())
+                waited = time.time() - handle.get("started_at", time.time())
                 if waited > self.settings.deployment_start_timeout_seconds:
                     launcher.terminate(handle)
                     transition(s, dep, "failed", f"Deployment failed: the worker did not become ready in "
@@ -336,7 +340,7 @@ class Supervisor:
             rows = s.execute(select(Deployment.id, Deployment.worker_handle).where(
                 Deployment.status.in_(TERMINAL), Deployment.worker_handle.is_not(None))).all()
         for dep_id, handle in rows:
-            launcher = self._of(handle)
+            launcher = self._of(handle)  # (a JSON null handle passes the SQL filter: None here)
             if launcher is None:
                 continue
             launcher.terminate(handle)
@@ -376,7 +380,7 @@ class Supervisor:
                               f"to {what[0].lower() + what[1:]}", level="warning",
                               data={"previous_supervisor": previous, "pid": dep.worker_handle.get("pid")})
                     continue
-                if launcher is not None:
+                if launcher is not None or not dep.worker_handle:
                     dep.worker_url = None
                     if dep.status != "provisioning":
                         dep.restarts += 1

@@ -71,7 +71,7 @@ class RayExecutor:
         scratch = f"{self.settings.ray_scratch_dir.rstrip('/')}/{job_id}/{workdir.name}"
         entrypoint = (f"exec {shlex.quote(self.settings.ray_python)} -m tuneyard.training {spec_path.name} "
                       f"--workdir {shlex.quote(scratch)}")
-        runtime_env = self.runtime_env({"RAY_JOB_STOP_WAIT_TIME_S": STOP_GRACE_SECONDS})
+        runtime_env = self.runtime_env(defaults={"RAY_JOB_STOP_WAIT_TIME_S": STOP_GRACE_SECONDS})
         runtime_env["working_dir"] = str(workdir)
         self.client.submit_job(entrypoint=entrypoint, submission_id=submission_id, runtime_env=runtime_env,
                                metadata={"tuneyard_job": job_id}, **self.resources(gpu_type, gpu_count))
@@ -79,12 +79,13 @@ class RayExecutor:
         return {"submission_id": submission_id, "address": self.settings.ray_address, "offset": 0}
 
     # -- shared with the deployment launcher (inference/ray_launcher.py) ---------------------------
-    def runtime_env(self, env_vars: dict[str, str]) -> dict:
-        """``TUNEYARD_RAY_RUNTIME_ENV`` with the process environment a remote tuneyard process needs
-        (storage access) and ``env_vars`` merged into its ``env_vars``."""
+    def runtime_env(self, env_vars: dict[str, str] | None = None, defaults: dict[str, str] | None = None) -> dict:
+        """``TUNEYARD_RAY_RUNTIME_ENV`` plus what a remote tuneyard process needs: ``defaults`` (which the
+        configured ``env_vars`` may override), storage access, then ``env_vars``."""
         runtime_env = json.loads(json.dumps(self.settings.ray_runtime_env))  # a copy
-        runtime_env["env_vars"] = {"PYTHONUNBUFFERED": "1", "TOKENIZERS_PARALLELISM": "false",
-                                   **runtime_env.get("env_vars", {}), **workspace.runner_env(self.ctx), **env_vars}
+        runtime_env["env_vars"] = {"PYTHONUNBUFFERED": "1", "TOKENIZERS_PARALLELISM": "false", **(defaults or {}),
+                                   **runtime_env.get("env_vars", {}), **workspace.runner_env(self.ctx),
+                                   **(env_vars or {})}
         return runtime_env
 
     def resources(self, gpu_type: str, gpu_count: int) -> dict:

@@ -144,9 +144,11 @@ def main() -> None:
     runs: dict[str, list[dict]] = {"plain": [], "tuneyard": []}
     for _ in range(args.rounds):
         for side in ("plain", "tuneyard", "tuneyard", "plain"):
-            out = subprocess.run([sys.executable, __file__, "--steps", str(args.steps), "--only", side],
-                                 capture_output=True, text=True, check=True).stdout
-            runs[side].append(json.loads(out.strip().splitlines()[-1]))
+            done = subprocess.run([sys.executable, __file__, "--steps", str(args.steps), "--only", side],
+                                  capture_output=True, text=True)
+            if done.returncode:
+                sys.exit(f"the {side} run failed:\n{done.stderr[-4000:]}")
+            runs[side].append(json.loads(done.stdout.strip().splitlines()[-1]))
     results = {side: _mean(r) for side, r in runs.items()}
     ratio = results["tuneyard"]["tokens_per_second"] / results["plain"]["tokens_per_second"]
     report = {"workload": {"model": MODEL, "rows": len(ROWS), **HP, "max_steps": args.steps},

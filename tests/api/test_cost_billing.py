@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import json
 import threading
+import time
 import uuid
 from datetime import timedelta
 from decimal import ROUND_HALF_UP, Decimal
@@ -274,7 +275,10 @@ def test_metering_charges_each_period_once_and_settles_once(server):
                               amount_usd=1, unbilled_usd=0, tokens=0))
             s.flush()
 
-    # The job ends; processing its end twice settles it once.
+    # The job ends a second after the metered period (long enough to cost more than the ledger's
+    # $0.000001 resolution at this rate; ending at once would settle nothing); processing its end
+    # twice settles it once.
+    time.sleep(1)
     with server.ctx.db.session() as s:
         job = s.execute(select(TrainingJob).where(TrainingJob.id == job_id).with_for_update()).scalar_one()
         transition(s, job, "completed", "Job completed (test)")

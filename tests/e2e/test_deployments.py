@@ -9,6 +9,7 @@ import os
 import signal
 import threading
 import time
+from datetime import datetime, timezone
 
 import httpx
 import openai
@@ -106,8 +107,14 @@ def test_base_model_deployment_batches_concurrent_requests(sqlite_server, client
     for t in threads:
         t.join(300)
     assert not errors and len(results) == 6 and all(n > 0 for n in results), (errors, results)
-    engine = poll(lambda: client.get(f"/v1/deployments/{base['id']}/metrics").json()["engine"],
-                  lambda e: e.get("requests", 0) >= 6, timeout=30)
+    # The engine figures are the worker's stats as of the last health check: wait for one taken after
+    # the requests ended.
+    finished = datetime.now(timezone.utc)
+    metrics = poll(lambda: client.get(f"/v1/deployments/{base['id']}/metrics").json(),
+                   lambda m: datetime.fromisoformat(m["health"]["last_check_at"].replace("Z", "+00:00")) > finished,
+                   timeout=30)
+    engine = metrics["engine"]
+    assert engine["requests"] >= 6, engine
     assert engine["max_batch_size"] > 1, engine  # requests shared decode steps
 
 

@@ -44,6 +44,7 @@ def plain_trl(steps: int) -> dict:
     from trl import SFTConfig, SFTTrainer
 
     from tuneyard.modelhub import resolve_model
+    from tuneyard.training.runner import cpu_has_native_bf16
 
     path = resolve_model(MODEL).path
     tok = AutoTokenizer.from_pretrained(path)
@@ -62,7 +63,8 @@ def plain_trl(steps: int) -> dict:
         args = SFTConfig(output_dir=out, per_device_train_batch_size=HP["batch_size"], learning_rate=HP["learning_rate"],
                          max_steps=steps, max_length=HP["max_length"], packing=False, logging_steps=1,
                          save_strategy="no", report_to="none", disable_tqdm=True, seed=HP["seed"], use_cpu=True,
-                         gradient_checkpointing=False, dataloader_num_workers=0, lr_scheduler_type="linear")
+                         gradient_checkpointing=False, dataloader_num_workers=0, lr_scheduler_type="linear",
+                         bf16=cpu_has_native_bf16())  # what the runner picks on this CPU (TRL would default to True)
         lora = LoraConfig(r=HP["lora_r"], lora_alpha=HP["lora_alpha"], lora_dropout=0.05,
                           target_modules="all-linear", task_type="CAUSAL_LM")
         trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(ROWS), processing_class=tok,

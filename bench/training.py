@@ -60,7 +60,8 @@ def plain_trl(steps: int) -> dict:
                 marks["end"], marks["tokens"] = time.monotonic(), logs["num_tokens"]
 
     with tempfile.TemporaryDirectory() as out:
-        args = SFTConfig(output_dir=out, per_device_train_batch_size=HP["batch_size"], learning_rate=HP["learning_rate"],
+        args = SFTConfig(output_dir=out, per_device_train_batch_size=HP["batch_size"],
+                         learning_rate=HP["learning_rate"],
                          max_steps=steps, max_length=HP["max_length"], packing=False, logging_steps=1,
                          save_strategy="no", report_to="none", disable_tqdm=True, seed=HP["seed"], use_cpu=True,
                          gradient_checkpointing=False, dataloader_num_workers=0, lr_scheduler_type="linear",

@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import stat
 import tomllib
-from pathlib import Path
 
 import httpx
 import pytest

@@ -8,7 +8,6 @@ import json
 import os
 import signal
 import threading
-import time
 from datetime import datetime, timezone
 
 import httpx

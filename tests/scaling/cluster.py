@@ -282,7 +282,8 @@ def ray_head() -> Iterator[RayHead]:
            f"--dashboard-agent-listen-port={free_port()}", "--object-store-memory=80000000",
            f"--temp-dir={temp_dir}", "--disable-usage-stats"]
     log = open(temp_dir / "head.log", "ab")
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "RAY_USAGE_STATS_ENABLED": "0"})
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
+                            env={**os.environ, "RAY_USAGE_STATS_ENABLED": "0"})
     head = RayHead(f"http://127.0.0.1:{dash}", temp_dir)
     deadline = time.time() + 180
     while True:

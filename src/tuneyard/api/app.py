@@ -87,7 +87,8 @@ def create_app(ctx: Context | None = None) -> FastAPI:
     def health() -> dict:
         return {"status": "ok", "version": __version__}
 
-    for module in (api_keys, datasets, datasets_connect, reward_functions, ssh_keys, training_jobs, job_streams, blobs, models,
+    for module in (api_keys, datasets, datasets_connect, reward_functions, ssh_keys, training_jobs, job_streams,
+                   blobs, models,
                    billing, cost, me):
         app.include_router(module.router)
     app.include_router(deployments.router)

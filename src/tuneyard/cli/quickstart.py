@@ -188,7 +188,8 @@ def _summary_json(run: Run) -> dict:
     }
 
 
-def _connect(url: str | None, embedded: bool, data_dir: Path | None, out: Console) -> tuple[Client, EmbeddedServer | None]:
+def _connect(url: str | None, embedded: bool, data_dir: Path | None,
+             out: Console) -> tuple[Client, EmbeddedServer | None]:
     use_configured = not embedded and (url or state.url or state.api_key or config.has_login())
     if use_configured:
         client = Client(url or state.url, state.api_key)

@@ -133,7 +133,8 @@ class Relay:
         if status == "completed":
             transition(s, job, "completed", "Job completed")
         elif status == "cancelled" or (job.cancel_requested and status is None):
-            transition(s, job, "cancelled", "Job cancelled" + (f" at step {job.current_step}" if job.current_step else ""))
+            at_step = f" at step {job.current_step}" if job.current_step else ""
+            transition(s, job, "cancelled", "Job cancelled" + at_step)
         elif status == "failed":
             transition(s, job, "failed", f"Job failed: {error.get('message', 'training error')}",
                        error=(error.get("code") or "training_error", error.get("message") or "training failed"))

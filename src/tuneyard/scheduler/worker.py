@@ -111,8 +111,8 @@ class Worker:
                 job.attempt += 1
                 job.worker_id, job.lease_expires_at = self.id, utcnow() + self.lease
                 job.executor, job.executor_handle, job.cancel_requested = self.executor.name, None, job.cancel_requested
-                transition(s, job, "provisioning", f"Provisioning {job.gpu_type} x{job.gpu_count} (attempt {job.attempt})",
-                           data={"worker": self.id, "attempt": job.attempt})
+                what = f"Provisioning {job.gpu_type} x{job.gpu_count} (attempt {job.attempt})"
+                transition(s, job, "provisioning", what, data={"worker": self.id, "attempt": job.attempt})
                 claimed.append((job.id, job.attempt))
         return claimed
 

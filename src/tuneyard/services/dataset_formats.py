@@ -137,6 +137,6 @@ def check_method(fmt: str, method: str) -> str | None:
     if method in allowed:
         return None
     fits = sorted(m for m, in_ in ((m, m in METHODS_FOR_FORMAT.get(fmt, ())) for m in ("sft", "dpo", "grpo")) if in_)
-    needs = {"sft": "'chat' (messages) or 'completion' (prompt/completion)", "dpo": "'preference' (prompt/chosen/rejected)",
-             "grpo": "'prompt'"}[method]
+    needs = {"sft": "'chat' (messages) or 'completion' (prompt/completion)",
+             "dpo": "'preference' (prompt/chosen/rejected)", "grpo": "'prompt'"}[method]
     return f"method '{method}' needs a {needs} dataset; this dataset is '{fmt}' (fits: {', '.join(fits) or 'none'})"

@@ -122,7 +122,8 @@ def revoke_key(session: Session, org_id: str, key_id: str) -> ApiKey:
     return key
 
 
-def bootstrap(session: Session, *, bootstrap_key: str | None, initial_credit_usd: float) -> tuple[Organization, str] | None:
+def bootstrap(session: Session, *, bootstrap_key: str | None,
+              initial_credit_usd: float) -> tuple[Organization, str] | None:
     """On an empty database, create the default organization and its first key.
 
     Returns ``(org, plaintext)`` when it created them, ``None`` when organizations already exist.

@@ -18,7 +18,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from tuneyard.cli.common import api_command, console, err, fail, money, print_json, print_table, state
+from tuneyard.cli.common import api_command, console, err, fail, print_json, print_table, state
 from tuneyard.cli.embedded import EmbeddedServer, default_data_dir
 from tuneyard.cli.progress import follow_deployment, follow_job, job_summary, stream_answer
 from tuneyard.client import Client, TrainingJob, config, errors
@@ -247,7 +247,8 @@ def quickstart(
             out.print("\n[bold]What it cost[/bold]")
             print_table(run.costs, [("step", "step"), ("id", "id"), ("cost_usd", "cost $"), ("from", "from")],
                         empty="nothing was charged", out=out)
-            out.print(f"  balance {money(run.balance_before)} → {money(run.balance_after)}")
+            if run.balance_before is not None and run.balance_after is not None:  # cents would hide a CPU run's cost
+                out.print(f"  balance ${float(run.balance_before):,.6f} → ${float(run.balance_after):,.6f}")
             _where(run, out)
             out.print(f"\nQuickstart finished in {time.monotonic() - t0:.0f}s.")
             if json_out:

@@ -92,9 +92,13 @@ def start_server(settings: Settings) -> tuple[uvicorn.Server, threading.Thread, 
 
 
 def stop_server(server: uvicorn.Server, thread: threading.Thread, live: LiveServer) -> None:
+    """Stop the server, and the deployment workers it started (they would outlive it by design)."""
+    from tests.deploy_helpers import kill_workers
+
     server.should_exit = True
     thread.join(timeout=10)
     live.ctx.db.dispose()
+    kill_workers(str(live.ctx.settings.data_dir))
 
 
 def make_settings(data_dir: Path, database_url: str = "", **kw) -> Settings:

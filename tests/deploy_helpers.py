@@ -91,3 +91,13 @@ def stop_all(c: httpx.Client, data_dir: Path, timeout: float = 30) -> None:
         time.sleep(0.3)
     for pid in worker_pids(str(data_dir)):
         os.kill(pid, signal.SIGKILL)
+
+
+def kill_workers(marker: str) -> None:
+    """SIGKILL deployment workers left behind (a server stopped without stopping its deployments leaves
+    them to their 600 s orphan timeout; on-demand /api/v1 models are such deployments)."""
+    for pid in worker_pids(marker):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass

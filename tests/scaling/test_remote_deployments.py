@@ -3,7 +3,8 @@ deployment on a Ray cluster (a Ray job) or an SSH host (a detached process), the
 `serve` replica forwards to it, a worker that is killed turns the deployment `unhealthy` and is started
 again, and stopping the deployment ends the remote process.
 
-The bundled base model (no training), one deployment per executor, a few tokens per request.
+The bundled base model (no training), one deployment per executor, a few tokens per request; and a
+fine-tune on the SSH host, its LoRA adapter fetched by the remote worker from the bucket (S3, moto).
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ from pathlib import Path
 import httpx
 import openai
 
-from tests.deploy_helpers import poll, wait_deployment
-from tests.scaling.cluster import MODEL, Cluster, new_ssh_key_pair
+from tests.deploy_helpers import poll, train_lora, wait_deployment
+from tests.scaling.cluster import MODEL, S3, Cluster, new_ssh_key_pair
 
 GPU = {"type": "cpu", "count": 1}
 # One torch thread per worker (2 shared cores), frequent health checks, no orphan exit during the test.
@@ -115,20 +116,27 @@ def test_deployment_on_ray(cluster: Cluster, ray_head):
     assert all("TUNEYARD_WORKER_TOKEN" not in j.entrypoint for j in jobs)
 
 
+def ssh_host(c: httpx.Client, cluster: Cluster, sshd) -> Path:
+    """Upload a key the loopback sshd trusts and point the (not yet started) worker's executor at it; returns
+    the runner folder on the host."""
+    private, public = new_ssh_key_pair()
+    r = c.post("/v1/ssh_keys", json={"name": "serving-hosts", "public_key": public, "private_key": private})
+    assert r.status_code == 201, r.text
+    sshd.authorized_keys.write_text(public + "\n")
+    host_dir = cluster.root / "ssh-host"
+    cluster.env.update({
+        "TUNEYARD_EXECUTOR": "ssh", "TUNEYARD_SSH_RUNNER_DIR": str(host_dir),
+        "TUNEYARD_SSH_HOSTS": json.dumps([{
+            "host": "127.0.0.1", "port": sshd.port, "user": sshd.user, "ssh_key": r.json()["id"],
+            "gpus": {"cpu": 1}, "python": sys.executable, "known_hosts": sshd.host_key}])})
+    return host_dir
+
+
 def test_deployment_on_ssh_host(cluster: Cluster, sshd):
     cluster.env.update(FAST)
     srv = cluster.serve()
     with srv.client() as c:
-        private, public = new_ssh_key_pair()
-        r = c.post("/v1/ssh_keys", json={"name": "serving-hosts", "public_key": public, "private_key": private})
-        assert r.status_code == 201, r.text
-        sshd.authorized_keys.write_text(public + "\n")
-        host_dir = cluster.root / "ssh-host"
-        cluster.env.update({
-            "TUNEYARD_EXECUTOR": "ssh", "TUNEYARD_SSH_RUNNER_DIR": str(host_dir),
-            "TUNEYARD_SSH_HOSTS": json.dumps([{
-                "host": "127.0.0.1", "port": sshd.port, "user": sshd.user, "ssh_key": r.json()["id"],
-                "gpus": {"cpu": 1}, "python": sys.executable, "known_hosts": sshd.host_key}])})
+        host_dir = ssh_host(c, cluster, sshd)
         cluster.worker()
         name = f"ssh-dep-{int(time.time())}"
         dep, pids = serve_kill_restart_stop(c, srv, name, "ssh")
@@ -139,3 +147,38 @@ def test_deployment_on_ssh_host(cluster: Cluster, sshd):
     assert not (run / "env.sh").exists()  # the token and storage credentials do not stay on the host
     assert "engine ready" in (run / "worker.log").read_text()
 
+
+
+def test_fine_tune_on_ssh_host(cluster: Cluster, s3: S3, sshd):
+    """A LoRA fine-tune deployed on the SSH host: the supervisor names its checkpoint by blob URL, the remote
+    worker fetches the adapter from the bucket into its run folder, loads it on the base model, serves it."""
+    cluster.env.update({**FAST, **s3.env})
+    srv = cluster.serve()
+    with srv.client() as c:
+        host_dir = ssh_host(c, cluster, sshd)
+        cluster.worker()
+        job = train_lora(c, output_name=f"ssh-ft-{int(time.time())}")  # trained on the host too, published to S3
+        r = c.post("/v1/deployments", json={"model": job["id"], "gpu": GPU})
+        assert r.status_code == 201, r.text
+        dep = wait_deployment(c, r.json()["id"], timeout=120)
+        assert dep["status"] == "serving", (dep, events(c, dep["id"]))
+        [started] = [e for e in events(c, dep["id"]) if e["type"] == "worker.started"]
+        assert started["data"]["placement"] == "ssh", started
+
+        # The worker got the adapter as an s3:// URL (no local path of this machine) and fetched it itself.
+        [argv] = worker_processes(dep["id"]).values()
+        adapter = argv[argv.index("--adapter") + 1]
+        assert adapter.startswith(f"{dep['id']}=s3://{s3.bucket}/tuneyard/") and adapter.endswith("/"), argv
+        fetched = host_dir / "deployments" / dep["id"] / "adapters" / dep["id"]
+        assert {"adapter_model.safetensors", "adapter_config.json"} <= {p.name for p in fetched.iterdir()}
+
+        assert chat(srv, dep) == dep["name"]
+        # The engine block of /metrics is the worker's stats as of the last health probe (one after the chat).
+        metrics = poll(lambda: c.get(f"/v1/deployments/{dep['id']}/metrics").json(),
+                       lambda m: m["engine"].get("requests", 0) >= 1, timeout=15)
+        assert metrics["engine"]["adapters"] == [dep["id"]], metrics
+        assert not (cluster.root / "shared-blobs").exists()  # every blob went to the bucket
+
+        assert c.post(f"/v1/deployments/{dep['id']}/stop").status_code == 200
+        poll(lambda: worker_processes(dep["id"]), lambda pids: not pids, timeout=60)
+        poll(lambda: [e["type"] for e in events(c, dep["id"])], lambda t: "worker.stopped" in t, timeout=30)

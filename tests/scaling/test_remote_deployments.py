@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 import openai
 
-from tests.deploy_helpers import poll, train_lora, wait_deployment
+from tests.deploy_helpers import TINY_SFT, poll, train_lora, wait_deployment, wait_job
 from tests.scaling.cluster import MODEL, S3, Cluster, new_ssh_key_pair
 
 GPU = {"type": "cpu", "count": 1}
@@ -179,6 +179,16 @@ def test_fine_tune_on_ssh_host(cluster: Cluster, s3: S3, sshd):
         assert metrics["engine"]["adapters"] == [dep["id"]], metrics
         assert not (cluster.root / "shared-blobs").exists()  # every blob went to the bucket
 
+        # The host's one CPU unit is the deployment's: a new training job waits in tuneyard's queue
+        # instead of being started on the busy host, and runs once the deployment stops.
+        r = c.post("/v1/training_jobs", json={"base_model": MODEL, "dataset_id": job["dataset_id"], "method": "sft",
+                                              "hyperparameters": TINY_SFT})
+        assert r.status_code == 201, r.text
+        waiting = r.json()["id"]
+        time.sleep(3)  # several scheduler ticks (0.5 s each)
+        assert c.get(f"/v1/training_jobs/{waiting}").json()["status"] == "queued"
+
         assert c.post(f"/v1/deployments/{dep['id']}/stop").status_code == 200
         poll(lambda: worker_processes(dep["id"]), lambda pids: not pids, timeout=60)
         poll(lambda: [e["type"] for e in events(c, dep["id"])], lambda t: "worker.stopped" in t, timeout=30)
+        assert wait_job(c, waiting, timeout=300)["status"] == "completed"

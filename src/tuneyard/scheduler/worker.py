@@ -24,7 +24,8 @@ from tuneyard.scheduler.executor import Executor
 from tuneyard.scheduler.relay import Relay
 from tuneyard.services.job_states import TERMINAL, add_event, transition
 from tuneyard.services import cluster, deployment_billing, job_billing, metering  # noqa: F401 (registers sources)
-from tuneyard.store.models import TrainingJob, utcnow
+from tuneyard.services.deployment_states import RUNNING as DEPLOYMENT_RUNNING
+from tuneyard.store.models import Deployment, TrainingJob, utcnow
 
 log = logging.getLogger("tuneyard.scheduler")
 CLAIM_LOCK = 741_100  # advisory-lock key serializing claims (capacity checks) on Postgres
@@ -89,6 +90,20 @@ class Worker:
             return self.executor.capacity(gpu_type)
         return self.ctx.settings.cpu_job_slots if gpu_type == "cpu" else cluster.capacity(gpu_type)
 
+    def _deployment_units(self, s) -> dict[str, int]:
+        """Units held by deployments on the same remote cluster or hosts as training (the deployment
+        supervisor counts training runs there too): a job must not be submitted to capacity a
+        deployment holds, where Ray would queue it or an SSH host would be oversubscribed."""
+        settings = self.ctx.settings
+        if not getattr(self.executor, "remote", False) or (settings.deployment_executor or settings.executor) \
+                != self.executor.name:
+            return {}
+        units: dict[str, int] = {}
+        for gpu_type, count in s.execute(select(Deployment.gpu_type, Deployment.gpu_count)
+                                         .where(Deployment.status.in_(DEPLOYMENT_RUNNING))).all():
+            units[gpu_type] = units.get(gpu_type, 0) + (1 if gpu_type == "cpu" else count)
+        return units
+
     def _claim(self) -> list[tuple[str, int]]:
         claimed = []
         with self.ctx.db.session() as s:
@@ -103,6 +118,8 @@ class Worker:
                 # Local runners use this host's hardware: count only the jobs of this host's workers.
                 in_flight = in_flight.where(TrainingJob.worker_id.like(f"{socket.gethostname()}:%"))
             busy = dict(s.execute(in_flight.group_by(TrainingJob.gpu_type)).all())
+            for gpu_type, units in self._deployment_units(s).items():
+                busy[gpu_type] = int(busy.get(gpu_type) or 0) + units
             for job in s.execute(stmt).scalars():
                 in_use = int(busy.get(job.gpu_type) or 0)
                 if in_use + job.gpu_count > self._capacity(job.gpu_type):

@@ -549,7 +549,23 @@ def test_ssh_keys_grpo_form_and_a_base_model_deployment(serve: ServeProcess, bro
     expect(requests.locator("tr[data-request]")).to_have_count(1)  # the log outlives the deployment
     shot(page, "27-base-deployment-stopped")
     nav(page, "Deployments")
-    expect(page.get_by_role("table", name="Deployments").locator(f"tr[data-deployment='{dep_id}'] .badge")).to_have_text("stopped")
+    deps = page.get_by_role("table", name="Deployments")
+    expect(deps.locator(f"tr[data-deployment='{dep_id}'] .badge")).to_have_text("stopped")
+
+    # ---- the deployments list one per page: "Load more" follows the cursor, the status filter keeps the size ----
+    with serve.client() as c:  # a second deployment, stopped at once (nothing needs to load)
+        other = c.post("/v1/deployments", json={"model": "HuggingFaceTB/SmolLM2-135M-Instruct", "name": "web-other",
+                                                "gpu": {"type": "cpu", "count": 1}}).json()["id"]
+        assert c.post(f"/v1/deployments/{other}/stop").status_code == 200
+    page.goto(f"{serve.url}/#/deployments?limit=1")
+    expect(deps.locator("tr[data-deployment]")).to_have_count(1)
+    expect(deps.locator(f"tr[data-deployment='{other}']")).to_have_count(1)  # newest first
+    page.get_by_role("button", name="Load more").click()
+    expect(deps.locator(f"tr[data-deployment='{dep_id}']")).to_have_count(1)
+    page.get_by_label("Status").select_option("stopped")
+    expect(page).to_have_url(re.compile(r"#/deployments\?status=stopped&limit=1$"))
+    expect(deps.locator("tr[data-deployment]")).to_have_count(1)
+    shot(page, "28-deployments-load-more")
 
     # ---- phone width in dark mode: nothing scrolls sideways, and every page's controls have names ----
     page.set_viewport_size({"width": 390, "height": 844})

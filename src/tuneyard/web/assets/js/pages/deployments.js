@@ -1,7 +1,11 @@
-// Deployments: create one (a base model or a completed fine-tune) and the list with live status.
+// Deployments: create one (a base model or a completed fine-tune) and the list with live status and
+// "Load more".
 
 import { api } from "../api.js";
-import { ago, badge, clear, errorBox, every, field, h, money, num, pageHead, select, table } from "../ui.js";
+import { liveList, pageSizeFrom } from "../paging.js";
+import { ago, badge, clear, errorBox, field, h, money, num, pageHead, select, table } from "../ui.js";
+
+const PAGE = 20; // rows per "Load more"; `#/deployments?limit=N` sets another page size
 
 export const DEP_STATUSES = ["queued", "provisioning", "serving", "unhealthy", "stopped", "failed"];
 
@@ -42,15 +46,21 @@ export async function renderList(main, { query, signal, navigate }) {
   });
 
   const filter = select([["", "All statuses"], ...DEP_STATUSES], query.status, { name: "status" });
-  filter.addEventListener("change", () => navigate(filter.value ? `#/deployments?status=${filter.value}` : "#/deployments"));
+  filter.addEventListener("change", () => {
+    const qs = new URLSearchParams();
+    if (filter.value) qs.set("status", filter.value);
+    if (query.limit) qs.set("limit", query.limit);
+    navigate(`#/deployments${qs.toString() ? `?${qs}` : ""}`);
+  });
   const list = h("div", {}, h("p", { class: "muted" }, "Loading…"));
+  const more = h("button", { type: "button", hidden: true }, "Load more");
   main.append(pageHead("Deployments", "OpenAI-compatible endpoints for base models and fine-tunes."), form,
     h("section", { class: "panel", "aria-labelledby": "dep-list-title" }, h("h2", { id: "dep-list-title" }, "All deployments"),
-      h("div", { class: "filters", role: "search" }, field("Status", filter)), list));
+      h("div", { class: "filters", role: "search" }, field("Status", filter)), list,
+      h("div", { class: "row", style: "margin-top:.75rem" }, more)));
 
-  async function refresh() {
-    const page = await api("/v1/deployments", { query: { status: query.status, limit: 50 }, signal });
-    clear(list, table([
+  await liveList({ path: "/v1/deployments", filters: { status: query.status }, pageSize: pageSizeFrom(query, PAGE),
+    body: list, more, signal, render: (rows) => table([
       { label: "Deployment", cell: (d) => h("div", {}, h("a", { href: `#/deployments/${d.id}` }, d.name || d.id), h("div", { class: "muted small mono" }, d.id)) },
       { label: "Model", cell: (d) => h("div", { class: "small" }, d.model, d.adapter ? h("div", { class: "muted" }, `LoRA on ${d.base_model}`) : null) },
       { label: "Status", cell: (d) => badge(d.status) },
@@ -58,8 +68,5 @@ export async function renderList(main, { query, signal, navigate }) {
       { label: "Requests", class: "num", cell: (d) => num(d.total_requests) },
       { label: "Cost", class: "num", cell: (d) => money(d.total_cost_usd) },
       { label: "Created", cell: (d) => h("span", { class: "small nowrap", title: d.created_at }, ago(d.created_at)) },
-    ], page.data, { empty: "No deployments yet.", caption: "Deployments", rowAttrs: (d) => ({ "data-deployment": d.id }) }));
-  }
-  const stop = every(3000, refresh);
-  signal.addEventListener("abort", stop);
+    ], rows, { empty: "No deployments yet.", caption: "Deployments", rowAttrs: (d) => ({ "data-deployment": d.id }) }) });
 }

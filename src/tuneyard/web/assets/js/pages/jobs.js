@@ -1,24 +1,19 @@
 // Training jobs: a list with status and method filters that refreshes while it is on screen.
 
-import { api } from "../api.js";
-import { ago, badge, clear, errorBox, every, field, h, money, num, pageHead, progress, select, table } from "../ui.js";
+import { liveList, pageSizeFrom } from "../paging.js";
+import { ago, badge, field, h, money, num, pageHead, progress, select, table } from "../ui.js";
 
 export const JOB_STATUSES = ["queued", "provisioning", "running", "completed", "failed", "cancelled"];
 export const METHODS = ["sft", "dpo", "grpo"];
 const REFRESH_MS = 3000;
 const PAGE = 20; // rows per "Load more"; `#/jobs?limit=N` sets another page size
-const MAX_PAGE = 100; // the API's largest page
 
 export async function renderList(main, { query, signal, navigate }) {
   const status = select([["", "All statuses"], ...JOB_STATUSES], query.status, { name: "status" });
   const method = select([["", "All methods"], ...METHODS.map((m) => [m, m.toUpperCase()])], query.method, { name: "method" });
   const body = h("div", {}, h("p", { class: "muted" }, "Loading…"));
   const more = h("button", { type: "button", hidden: true }, "Load more");
-  // The list shows the newest `shown` jobs, read page by page with the API's cursor (`after`); "Load
-  // more" grows it by one page. Re-reading from the top on every refresh keeps rows from slipping
-  // between pages while new jobs arrive.
-  const pageSize = Math.max(1, Math.min(MAX_PAGE, parseInt(query.limit, 10) || PAGE));
-  let shown = pageSize;
+  const pageSize = pageSizeFrom(query, PAGE);
 
   const onFilter = () => {
     const qs = new URLSearchParams();
@@ -37,42 +32,9 @@ export async function renderList(main, { query, signal, navigate }) {
       h("div", { class: "filters", role: "search" }, field("Status", status), field("Method", method)),
       body, h("div", { class: "row", style: "margin-top:.75rem" }, more)));
 
-  let seq = 0; // the newest refresh wins (the poll and "Load more" can overlap)
-  async function refresh() {
-    const mine = ++seq;
-    const rows = [];
-    let after;
-    let hasMore = false;
-    while (rows.length < shown) {
-      const page = await api("/v1/training_jobs", { signal,
-        query: { status: query.status, method: query.method, limit: Math.min(MAX_PAGE, shown - rows.length), after } });
-      rows.push(...page.data);
-      hasMore = page.has_more;
-      if (!page.has_more || !page.data.length) break;
-      after = page.data[page.data.length - 1].id;
-    }
-    if (mine !== seq) return;
-    more.hidden = !hasMore;
-    clear(body, jobTable(rows, query.status || query.method ? "No jobs match these filters." : null));
-  }
-  more.addEventListener("click", async () => {
-    shown += pageSize;
-    more.disabled = true;
-    try {
-      await refresh();
-    } catch (err) {
-      if (err.name !== "AbortError") clear(body, errorBox(err));
-    } finally {
-      more.disabled = false;
-    }
-  });
-  try {
-    await refresh();
-  } catch (err) {
-    clear(body, errorBox(err));
-  }
-  const stop = every(REFRESH_MS, refresh);
-  signal.addEventListener("abort", stop);
+  await liveList({ path: "/v1/training_jobs", filters: { status: query.status, method: query.method }, pageSize,
+    body, more, signal, refreshMs: REFRESH_MS,
+    render: (rows) => jobTable(rows, query.status || query.method ? "No jobs match these filters." : null) });
 }
 
 function jobTable(rows, emptyText) {

@@ -42,9 +42,14 @@ def free_port() -> int:
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
     """A fresh Postgres database for this test session, dropped afterwards."""
+    yield from fresh_postgres_database("tuneyard_test")
+
+
+def fresh_postgres_database(prefix: str) -> Iterator[str]:
+    """Create an empty database on the local Postgres, yield its URL, drop it (for fixtures)."""
     import sqlalchemy as sa
 
-    name = f"tuneyard_test_{uuid.uuid4().hex[:10]}"
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
     admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
     try:
         with admin.connect() as conn:

@@ -13,6 +13,7 @@ from decimal import Decimal
 import httpx
 import pytest
 
+from tests.deploy_helpers import wait_job
 from tuneyard.services import billing, orgs
 
 # A CPU hour at $36 (a cent a second) and a charge every 2 s: real runs cost visible money fast.
@@ -51,16 +52,6 @@ def upload(c: httpx.Client) -> str:
                data={"name": "sft"})
     assert r.status_code == 201, r.text
     return r.json()["id"]
-
-
-def wait(c: httpx.Client, job_id: str, timeout: float = 600) -> dict:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        job = c.get(f"/v1/training_jobs/{job_id}").json()
-        if job["status"] in ("completed", "failed", "cancelled"):
-            return job
-        time.sleep(1)
-    raise AssertionError(f"job {job_id} did not finish: {job}")
 
 
 def all_transactions(c: httpx.Client) -> list[dict]:
@@ -108,7 +99,7 @@ def test_reports_transactions_and_balance_agree_after_training_and_serving(serve
         r = c.post("/v1/training_jobs", json={"base_model": MODEL, "dataset_id": upload(c), "method": "sft",
                                               "hyperparameters": TINY})
         assert r.status_code == 201, r.text
-        job = wait(c, r.json()["id"])
+        job = wait_job(c, r.json()["id"])
         assert job["status"] == "completed", job
         training = D(job["cost_usd"])
         assert training > D("0.05")  # seconds of provisioning and training at a cent a second
@@ -157,7 +148,7 @@ def test_a_running_job_is_cancelled_when_its_organization_runs_out_of_credit(ser
         r = c.post("/v1/training_jobs", json={"base_model": MODEL, "dataset_id": upload(c), "method": "sft",
                                               "hyperparameters": {**TINY, "max_steps": 500}})
         assert r.status_code == 201, r.text  # its (optimistic) estimate fits in the credit
-        job = wait(c, r.json()["id"])
+        job = wait_job(c, r.json()["id"])
         assert job["status"] == "cancelled", job
         exhausted = [e for e in events(c, job["id"]) if e["type"] == "billing.credit_exhausted"]
         assert len(exhausted) == 1 and exhausted[0]["level"] == "warning"

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import io
 import json
-import time
 from pathlib import Path
 
 import httpx
 import pytest
+
+from tests.deploy_helpers import wait_job
 
 MODEL = "HuggingFaceTB/SmolLM2-135M-Instruct"
 SFT_ROWS = [{"messages": [{"role": "user", "content": f"What is {i} plus {i}?"},
@@ -37,16 +38,6 @@ def upload(c: httpx.Client, rows, name):
                data={"name": name})
     assert r.status_code == 201, r.text
     return r.json()["id"]
-
-
-def wait(c: httpx.Client, job_id: str, timeout: float = 600) -> dict:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        job = c.get(f"/v1/training_jobs/{job_id}").json()
-        if job["status"] in ("completed", "failed", "cancelled"):
-            return job
-        time.sleep(1)
-    raise AssertionError(f"job {job_id} did not finish: {job}")
 
 
 @pytest.fixture(scope="module")
@@ -83,7 +74,7 @@ def test_sft_job_end_to_end(client, tmp_path):
     r = client.post("/v1/training_jobs", json={"base_model": MODEL, "dataset_id": ds, "method": "sft",
                                                "output_name": "sft-test", "hyperparameters": TINY})
     assert r.status_code == 201, r.text
-    job = wait(client, r.json()["id"])
+    job = wait_job(client, r.json()["id"])
     assert job["status"] == "completed", job
     assert job["current_step"] == 3 and job["total_steps"] == 3
     assert job["current_loss"] is not None and job["duration_seconds"] > 0
@@ -109,7 +100,7 @@ def test_dpo_job_end_to_end(client, tmp_path):
     r = client.post("/v1/training_jobs", json={"base_model": MODEL, "dataset_id": ds, "method": "dpo",
                                                "hyperparameters": {**TINY, "max_steps": 2, "beta": 0.1}})
     assert r.status_code == 201, r.text
-    job = wait(client, r.json()["id"])
+    job = wait_job(client, r.json()["id"])
     assert job["status"] == "completed", job
     download_and_load(job, tmp_path, client)
 
@@ -123,7 +114,7 @@ def test_grpo_job_calls_the_uploaded_reward(client, tmp_path):
         "hyperparameters": {"max_steps": 2, "batch_size": 2, "num_generations": 2, "max_completion_length": 12,
                             "max_prompt_length": 48, "lora_r": 4, "learning_rate": 1e-4, "seed": 1}})
     assert r.status_code == 201, r.text
-    job = wait(client, r.json()["id"])
+    job = wait_job(client, r.json()["id"])
     assert job["status"] == "completed", job
     events = client.get(f"/v1/training_jobs/{job['id']}/events", params={"limit": 100}).json()["data"]
     rewards = [e["data"] for e in events if e["type"] == "metrics" and "reward_mean" in e["data"]]
@@ -141,7 +132,7 @@ def test_failing_reward_fails_the_job_with_its_reason(client):
     r = client.post("/v1/training_jobs", json={
         "base_model": MODEL, "dataset_id": ds, "method": "grpo", "reward_function_id": rf,
         "hyperparameters": {"max_steps": 1, "batch_size": 2, "num_generations": 2, "max_completion_length": 8}})
-    job = wait(client, r.json()["id"])
+    job = wait_job(client, r.json()["id"])
     assert job["status"] == "failed"
     assert "scorer exploded" in job["error"]["message"]
     assert job["error"]["code"].startswith("reward_function")

@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import BOOTSTRAP_KEY, PG_ADMIN_URL, ServeProcess
+from tests.conftest import BOOTSTRAP_KEY, ServeProcess, fresh_postgres_database
 
 MODEL = "HuggingFaceTB/SmolLM2-135M-Instruct"
 MASTER_KEY = "4mRZ0bCqo8f3c2nXo0m8VqkO2a4cY7yE9mH1t5bQ6zs="  # a Fernet key shared by every process
@@ -32,19 +32,7 @@ TERMINAL = ("completed", "failed", "cancelled")
 @pytest.fixture(scope="module")
 def pg_database() -> Iterator[str]:
     """A fresh, empty Postgres database for one test module, dropped afterwards."""
-    import sqlalchemy as sa
-
-    name = f"tuneyard_scale_{uuid.uuid4().hex[:10]}"
-    admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    except sa.exc.OperationalError as exc:
-        pytest.fail(f"Postgres at {PG_ADMIN_URL} is required for these tests: {exc}")
-    yield PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    yield from fresh_postgres_database("tuneyard_scale")
 
 
 class WorkerProcess:

@@ -23,7 +23,6 @@ class BlobStore(Protocol):
     def delete(self, key: str) -> None: ...
     def delete_prefix(self, prefix: str) -> None: ...
     def list(self, prefix: str) -> list[str]: ...
-    def local_path(self, key: str) -> Path: ...
     def tempdir(self) -> Path: ...
     def url(self, key: str) -> str:
         """Where a runner on another machine reads or writes ``key`` (``file://`` or ``s3://``)."""
@@ -83,9 +82,6 @@ class LocalBlobStore:
         return sorted(
             f"{prefix.rstrip('/')}/{p.relative_to(base).as_posix()}" for p in base.rglob("*") if p.is_file()
         )
-
-    def local_path(self, key: str) -> Path:
-        return self._path(key)
 
     def url(self, key: str) -> str:
         return self._path(key).resolve().as_uri()

@@ -135,9 +135,6 @@ class S3BlobStore:
     def list(self, prefix: str) -> list[str]:
         return sorted(self._strip(k) for k in self._iter_keys(prefix))
 
-    def local_path(self, key: str) -> Path:
-        raise NotImplementedError("blobs in S3 have no local path; stream them with open() or iter_bytes()")
-
     def url(self, key: str) -> str:
         return f"s3://{self.bucket}/{self._key(key)}"
 

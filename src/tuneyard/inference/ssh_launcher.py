@@ -26,7 +26,7 @@ from tuneyard.context import Context
 from tuneyard.inference.launcher import LOG_NAME, STATE_NAME, Handle
 from tuneyard.scheduler import workspace
 from tuneyard.scheduler.ssh_executor import SshExecutor
-from tuneyard.services.deployment_states import RUNNING
+from tuneyard.services.deployment_states import RUNNING, units
 from tuneyard.store.models import Deployment
 
 log = logging.getLogger("tuneyard.inference.ssh")
@@ -51,12 +51,12 @@ class SshLauncher:
                                                    .where(Deployment.status.in_(RUNNING),
                                                           Deployment.gpu_type == gpu_type)):
                 if dep_id != exclude and handle and handle.get("kind") == self.name and handle.get("host"):
-                    used[handle["host"]] = used.get(handle["host"], 0) + (1 if gpu_type == "cpu" else count)
+                    used[handle["host"]] = used.get(handle["host"], 0) + units(gpu_type, count)
         return used
 
     def launch(self, dep_id: str, workdir: Path, args: list[str], *, gpu_type: str, gpu_count: int,
                env: dict[str, str] | None = None) -> Handle:
-        need = 1 if gpu_type == "cpu" else gpu_count
+        need = units(gpu_type, gpu_count)
         host = self.ssh._place(gpu_type, need, self._deployments_per_host(gpu_type, exclude=dep_id))
         python = self.ssh._python(host)
         rundir = f"{self.settings.ssh_runner_dir.rstrip('/')}/deployments/{dep_id}"

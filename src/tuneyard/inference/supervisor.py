@@ -33,7 +33,7 @@ from tuneyard.context import Context
 from tuneyard.inference import worker_auth
 from tuneyard.inference.launcher import LocalLauncher, make_launcher
 from tuneyard.services import cluster
-from tuneyard.services.deployment_states import RUNNING, TERMINAL, accrue, add_event, transition
+from tuneyard.services.deployment_states import RUNNING, TERMINAL, accrue, add_event, transition, units
 from tuneyard.store.db import after_commit
 from tuneyard.store.models import Checkpoint, Deployment, TrainingJob, utcnow
 
@@ -114,7 +114,7 @@ class Supervisor:
             rows = s.execute(select(Deployment.gpu_type, Deployment.gpu_count).where(
                 Deployment.status.in_(RUNNING), Deployment.worker_id.like(f"{host}:%"))).all()
         for gpu_type, count in rows:
-            busy[gpu_type] = busy.get(gpu_type, 0) + (1 if gpu_type == "cpu" else count)
+            busy[gpu_type] = busy.get(gpu_type, 0) + units(gpu_type, count)
         return busy
 
     def _claim_and_launch(self) -> None:
@@ -130,7 +130,7 @@ class Supervisor:
                 return
             busy = self._busy(s)
             for dep in queued:
-                need = 1 if dep.gpu_type == "cpu" else dep.gpu_count
+                need = units(dep.gpu_type, dep.gpu_count)
                 if busy.get(dep.gpu_type, 0) + need > self._capacity(dep.gpu_type):
                     continue
                 busy[dep.gpu_type] = busy.get(dep.gpu_type, 0) + need

@@ -25,6 +25,7 @@ from tuneyard.scheduler.relay import Relay
 from tuneyard.services.job_states import TERMINAL, add_event, transition
 from tuneyard.services import cluster, deployment_billing, job_billing, metering  # noqa: F401 (registers sources)
 from tuneyard.services.deployment_states import RUNNING as DEPLOYMENT_RUNNING
+from tuneyard.services.deployment_states import units as deployment_units
 from tuneyard.store.models import Deployment, TrainingJob, utcnow
 
 log = logging.getLogger("tuneyard.scheduler")
@@ -95,13 +96,14 @@ class Worker:
         supervisor counts training runs there too): a job must not be submitted to capacity a
         deployment holds, where Ray would queue it or an SSH host would be oversubscribed."""
         settings = self.ctx.settings
-        if not getattr(self.executor, "remote", False) or (settings.deployment_executor or settings.executor) \
-                != self.executor.name:
+        shared = getattr(self.executor, "remote", False) and \
+            (settings.deployment_executor or settings.executor) == self.executor.name
+        if not shared:
             return {}
         units: dict[str, int] = {}
         for gpu_type, count in s.execute(select(Deployment.gpu_type, Deployment.gpu_count)
                                          .where(Deployment.status.in_(DEPLOYMENT_RUNNING))).all():
-            units[gpu_type] = units.get(gpu_type, 0) + (1 if gpu_type == "cpu" else count)
+            units[gpu_type] = units.get(gpu_type, 0) + deployment_units(gpu_type, count)
         return units
 
     def _claim(self) -> list[tuple[str, int]]:

@@ -87,3 +87,8 @@ def transition(session: Session, dep: Deployment, status: str, message: str | No
                                                          if error else {}), **(data or {})})
     for listener in _listeners:
         listener(session, dep, previous, status, now)
+
+
+def units(gpu_type: str, gpu_count: int) -> int:
+    """Capacity units a deployment holds: its GPUs, or one CPU slot (every capacity count uses this)."""
+    return 1 if gpu_type == "cpu" else gpu_count
